@@ -1,0 +1,270 @@
+"""``selene-ledger``: the command line for engines' operators and for the README's two commands.
+
+Settings come from the environment (``SELENE_*``, see README), defaulting to the local services that
+``selene-ledger services up`` starts on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from cli import services_cmd
+from contracts.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            return "base64:" + __import__("base64").b64encode(raw).decode()
+    return str(value)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, default=_json_default, indent=2, sort_keys=True))
+
+
+def _progress(label: str) -> Callable[[Any], None]:
+    def report(stats: Any) -> None:
+        r = stats.result
+        dead = sum(r.dead_lettered.values())
+        print(
+            f"\r{label}: consumed {r.consumed}  appended {r.appended}  deduplicated {r.deduplicated}  "
+            f"dead-lettered {dead}  {stats.rate:,.0f} events/s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return report
+
+
+async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from sql.migrate import migrate
+
+    result = await migrate(settings.database_owner_url)
+    for name in result.applied:
+        print(f"applied {name}")
+    print(f"database is current ({result.already + len(result.applied)} migrations, {len(result.applied)} new)")
+    return 0
+
+
+async def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.topics import ensure_topics, list_topics
+
+    if args.action == "ensure":
+        created = await ensure_topics(settings)
+        for name in created:
+            print(f"created {name}")
+    for info in await list_topics(settings):
+        print(f"{info.ledger} {info.topic} {info.partitions if info.partitions is not None else 'missing'}")
+    return 0
+
+
+async def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.publisher import Publisher
+
+    source = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")  # noqa: SIM115
+    with source:
+        lines = [line.strip() for line in source if line.strip()]
+    async with Publisher(settings) as publisher:
+        published, refused = await publisher.publish_raw(lines)
+    for p in published:
+        print(f"accepted {p.event.event_id} {p.event.ledger}/{p.event.event_type} -> {p.topic}[{p.partition}]@{p.offset}")
+    for r in refused:
+        print(f"rejected line {r.index + 1}: {r.reason_code}: {r.detail}")
+    print(f"{len(published)} accepted, {len(refused)} rejected")
+    return 1 if refused else 0
+
+
+async def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.writer import LedgerWriter
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    writer = LedgerWriter(settings)
+    stats = await writer.run(
+        until_caught_up=args.until_caught_up, stop=stop, progress=_progress("writer"),
+        idle_timeout=args.idle_timeout,
+    )
+    print(file=sys.stderr)
+    r = stats.result
+    print(
+        f"consumed {r.consumed}, appended {r.appended}, deduplicated {r.deduplicated}, "
+        f"dead-lettered {r.dead_total} {dict(r.dead_lettered)}"
+    )
+    return 0
+
+
+async def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers import deadletters
+    from consumers.db import connect
+    from consumers.pipeline import Pipeline
+
+    if args.action in ("list", "show"):
+        conn = await connect(settings.database_operator_url)
+        try:
+            if args.action == "list":
+                rows = await deadletters.list_dead_letters(conn, status=args.status, reason=args.reason,
+                                                           limit=args.limit)
+                if args.json:
+                    _print_json(rows)
+                else:
+                    for r in rows:
+                        print(f"{r['dead_letter_id']:>6} {r['status']:<9} {r['reason_code']:<32} "
+                              f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']} "
+                              f"{r['aggregate_key'] or '-'}  {r['error_detail']}")
+                return 0
+            row = await deadletters.show(conn, args.id)
+            if row is None:
+                print(f"no dead letter {args.id}", file=sys.stderr)
+                return 1
+            _print_json(row)
+            return 0
+        finally:
+            await conn.close()
+    conn = await connect(settings.database_url)
+    try:
+        if args.action == "discard":
+            ok = await deadletters.discard(conn, args.id, args.note)
+            print("discarded" if ok else f"dead letter {args.id} is not open, held or rejected")
+            return 0 if ok else 1
+        pipeline = Pipeline(settings)
+        if args.all:
+            targets = await deadletters.blocked_aggregates(conn)
+        else:
+            row = await deadletters.show(conn, args.id)
+            if row is None or row["aggregate_key"] is None:
+                print(f"dead letter {args.id} not found or has no aggregate", file=sys.stderr)
+                return 1
+            targets = [(row["source_topic"], row["aggregate_key"])]
+        failed = 0
+        for topic, key in targets:
+            report = await deadletters.redrive(conn, pipeline, topic, key)
+            print(f"{topic} {key}: re-driven {report.redriven}, still blocked {report.still_blocked}, "
+                  f"rejected {report.rejected}" + (f" (first failure: {report.first_failure})"
+                                                   if report.first_failure else ""))
+            failed += report.still_blocked > 0
+        return 1 if failed else 0
+    finally:
+        await conn.close()
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.db import connect
+    from consumers.status import status
+
+    conn = await connect(settings.database_operator_url)
+    try:
+        data = await status(settings, conn)
+    finally:
+        await conn.close()
+    if args.json:
+        _print_json(data)
+        return 0
+    print("lag per partition:")
+    for x in data["lag"]:
+        print(f"  {x['topic']}[{x['partition']}] end {x['end_offset']} stored {x['stored_offset']} lag {x['lag']}")
+    print("rows per ledger:")
+    for name, n in data["ledgers"].items():
+        print(f"  {name} {n}")
+    print("dead letters by reason:")
+    for d in data["dead_letters"]:
+        print(f"  {d['reason_code']} {d['status']} {d['n']}")
+    return 0
+
+
+async def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from contracts.schema_export import export
+
+    written = export(Path(args.dir))
+    print(f"wrote {len(written)} files to {args.dir}")
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.demo import run_demo
+
+    return await run_demo(settings, tenants=args.tenants, events=args.events)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selene-ledger", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    services_cmd.register(sub)
+    sub.add_parser("migrate", help="apply the numbered migrations in sql/ (as the owner role)")
+    topics = sub.add_parser("topics", help="create or list the ledger topics")
+    topics.add_argument("action", choices=["ensure", "list"])
+    publish = sub.add_parser("publish", help="publish JSON lines of envelopes (FILE or - for stdin)")
+    publish.add_argument("file")
+    consume = sub.add_parser("consume", help="run the ledger writer")
+    consume.add_argument("--until-caught-up", action="store_true")
+    consume.add_argument("--idle-timeout", type=float, default=None)
+    dlq = sub.add_parser("dlq", help="dead letters: list, show, redrive, discard")
+    dsub = dlq.add_subparsers(dest="action", required=True)
+    dl = dsub.add_parser("list")
+    dl.add_argument("--status")
+    dl.add_argument("--reason")
+    dl.add_argument("--limit", type=int, default=50)
+    dl.add_argument("--json", action="store_true")
+    ds = dsub.add_parser("show")
+    ds.add_argument("id", type=int)
+    dr = dsub.add_parser("redrive")
+    dr.add_argument("id", type=int, nargs="?")
+    dr.add_argument("--all", action="store_true")
+    dd = dsub.add_parser("discard")
+    dd.add_argument("id", type=int)
+    dd.add_argument("--note", default="discarded by operator")
+    st = sub.add_parser("status", help="lag, rows per ledger, dead letters by reason")
+    st.add_argument("--json", action="store_true")
+    schema = sub.add_parser("schema", help="export JSON Schema of every contract")
+    schema.add_argument("action", choices=["export"])
+    schema.add_argument("dir")
+    demo = sub.add_parser("demo", help="the main job on a sample workload, with a summary")
+    demo.add_argument("--tenants", type=int, default=3)
+    demo.add_argument("--events", type=int, default=600)
+    return parser
+
+
+HANDLERS: dict[str, Handler] = {
+    "migrate": cmd_migrate,
+    "topics": cmd_topics,
+    "publish": cmd_publish,
+    "consume": cmd_consume,
+    "dlq": cmd_dlq,
+    "status": cmd_status,
+    "schema": cmd_schema,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "services":
+        return services_cmd.run(args)
+    if args.command == "dlq" and args.action == "redrive" and not args.all and args.id is None:
+        print("dlq redrive: give a dead letter id or --all", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+    return asyncio.run(HANDLERS[args.command](args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

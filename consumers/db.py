@@ -1,0 +1,51 @@
+"""PostgreSQL connections for the consumers, and which driver errors are worth a retry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from contracts.reasons import ReasonCode, RetriableError
+
+# SQLSTATE classes/codes that mean "the database was unavailable or the transaction lost a race":
+# connection exceptions (08), operator intervention such as admin shutdown (57), insufficient resources
+# (53), serialization failures and deadlocks (40).
+_RETRIABLE_STATES = ("08", "57", "53", "40")
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb as Python objects (projection state); ledger payloads are passed pre-encoded as text."""
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_dumps, decoder=json.loads, format="text"
+    )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    try:
+        conn = await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise RetriableError(f"cannot connect to PostgreSQL: {exc}", ReasonCode.DATABASE_UNAVAILABLE) from exc
+    await init_connection(conn)
+    return conn
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=init_connection)
+    assert pool is not None
+    return pool
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """True for outages and lost races (retry the same batch), False for data and programming errors."""
+    if isinstance(exc, RetriableError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        return state[:2] in _RETRIABLE_STATES
+    return isinstance(exc, OSError | ConnectionError | asyncpg.InterfaceError | TimeoutError)

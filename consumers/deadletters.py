@@ -1,0 +1,142 @@
+"""Operating the dead letters: list, show, discard, and re-drive a blocked aggregate in order.
+
+A re-drive takes an aggregate's OPEN and HELD dead letters in Kafka order and runs them through the same
+pipeline as the live writer. Those that now pass are appended (REDRIVEN); the first that still fails stays
+OPEN (with its current reason) and the rest stay HELD behind it. Statuses change in the same transaction as
+the appends, and the ledger's unique keys back that up, so running a re-drive twice appends nothing twice.
+
+Concurrency with the live writer: the writer reads the blocking rows ``FOR SHARE``; a re-drive first locks
+them ``FOR UPDATE`` and only then reads the aggregate's dead letters, so an event the writer held a moment
+ago is included, and an event the writer sees after the re-drive is applied normally, after the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from consumers.pipeline import BatchResult, Pipeline, Record, _is_data_error, headers_from_json
+
+LIST = """
+SELECT dead_letter_id, source_topic, source_partition, source_offset, ledger, tenant_id, aggregate_key,
+       reason_code, status, blocks, created_at, resolved_at, left(error_detail, 200) AS error_detail
+FROM selene_ops.dead_letters
+WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR reason_code = $2)
+ORDER BY dead_letter_id DESC LIMIT $3
+"""
+SHOW = "SELECT * FROM selene_ops.dead_letters WHERE dead_letter_id = $1"
+BY_REASON = """
+SELECT reason_code, status, count(*) AS n FROM selene_ops.dead_letters GROUP BY 1, 2 ORDER BY 1, 2
+"""
+LOCK_BLOCKERS = """
+SELECT dead_letter_id FROM selene_ops.dead_letters
+WHERE source_topic = $1 AND aggregate_key = $2 AND status IN ('OPEN', 'HELD') FOR UPDATE
+"""
+SELECT_AGGREGATE = """
+SELECT dead_letter_id, source_topic, source_partition, source_offset, raw_key, raw_value, headers,
+       kafka_timestamp, reason_code, error_detail
+FROM selene_ops.dead_letters
+WHERE source_topic = $1 AND aggregate_key = $2 AND status IN ('OPEN', 'HELD')
+ORDER BY source_partition, source_offset
+"""
+SELECT_BLOCKED_AGGREGATES = """
+SELECT DISTINCT source_topic, aggregate_key FROM selene_ops.dead_letters
+WHERE status IN ('OPEN', 'HELD') AND aggregate_key IS NOT NULL
+"""
+SET_VERDICT = """
+UPDATE selene_ops.dead_letters d
+SET status = u.status, reason_code = u.reason, error_detail = u.detail, blocks = u.status IN ('OPEN', 'HELD'),
+    resolved_at = CASE WHEN u.status IN ('REDRIVEN', 'REJECTED') THEN now() END,
+    resolution = u.resolution
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
+  AS u(id, status, reason, detail, resolution)
+WHERE d.dead_letter_id = u.id
+"""
+DISCARD = """
+UPDATE selene_ops.dead_letters SET status = 'DISCARDED', blocks = false, resolved_at = now(), resolution = $2
+WHERE dead_letter_id = $1 AND status IN ('OPEN', 'HELD', 'REJECTED')
+RETURNING dead_letter_id
+"""
+
+
+@dataclass
+class RedriveReport:
+    """What one re-drive did to one aggregate."""
+
+    topic: str
+    aggregate_key: str
+    redriven: int = 0
+    still_blocked: int = 0
+    rejected: int = 0
+    first_failure: str | None = None
+    result: BatchResult = field(default_factory=BatchResult)
+
+
+async def list_dead_letters(
+    conn: asyncpg.Connection, *, status: str | None = None, reason: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(LIST, status, reason, limit)]
+
+
+async def counts_by_reason(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(BY_REASON)]
+
+
+async def show(conn: asyncpg.Connection, dead_letter_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(SHOW, dead_letter_id)
+    return dict(row) if row else None
+
+
+async def discard(conn: asyncpg.Connection, dead_letter_id: int, note: str) -> bool:
+    return await conn.fetchval(DISCARD, dead_letter_id, note[:1000]) is not None
+
+
+async def blocked_aggregates(conn: asyncpg.Connection) -> list[tuple[str, str]]:
+    return [(r["source_topic"], r["aggregate_key"]) for r in await conn.fetch(SELECT_BLOCKED_AGGREGATES)]
+
+
+async def redrive(conn: asyncpg.Connection, pipeline: Pipeline, topic: str, aggregate_key: str) -> RedriveReport:
+    """Re-apply one aggregate's blocked events, in order, exactly once (see the module docstring)."""
+    report = RedriveReport(topic, aggregate_key)
+    async with conn.transaction():
+        await conn.fetch(LOCK_BLOCKERS, topic, aggregate_key)
+        rows = await conn.fetch(SELECT_AGGREGATE, topic, aggregate_key)
+        if not rows:
+            return report
+        records = [
+            Record(
+                r["source_topic"], r["source_partition"], r["source_offset"], r["raw_key"], r["raw_value"],
+                headers_from_json(r["headers"]),
+                int(r["kafka_timestamp"].timestamp() * 1000) if r["kafka_timestamp"] else None,
+            )
+            for r in rows
+        ]
+        items = pipeline.decode(records)
+        try:
+            async with conn.transaction():
+                report.result = await pipeline.apply(conn, items, check_blocked=False)
+        except asyncpg.PostgresError as exc:
+            if not _is_data_error(exc):
+                raise
+            items = pipeline.decode(records)
+            report.result = await pipeline.apply_isolated(conn, items, check_blocked=False)
+        verdicts: list[tuple[int, str, str, str, str]] = []
+        for row, item in zip(rows, items, strict=True):
+            if item.outcome in ("appended", "duplicate"):
+                report.redriven += 1
+                verdicts.append(
+                    (row["dead_letter_id"], "REDRIVEN", row["reason_code"], row["error_detail"], f"re-driven: {item.outcome}")
+                )
+            else:
+                status = item.status or "OPEN"
+                if status == "OPEN" and report.first_failure is None:
+                    report.first_failure = f"{item.reason}: {item.detail}"
+                if status == "REJECTED":
+                    report.rejected += 1
+                else:
+                    report.still_blocked += 1
+                verdicts.append((row["dead_letter_id"], status, str(item.reason), item.detail, "re-drive refused"))
+        await conn.execute(SET_VERDICT, *[list(c) for c in zip(*verdicts, strict=True)])
+    return report

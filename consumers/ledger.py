@@ -1,0 +1,191 @@
+"""Appending events to a ledger table: row mapping, the set-based insert, and the dedupe look-up.
+
+Every ledger shares the envelope columns; a slice adds its own columns (``extra``) as functions of the
+event. The insert is one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING`` per
+ledger per batch, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from contracts.codec import canonical_payload, content_sha256
+from contracts.envelope import EVENT_TYPES, LedgerEvent, LedgerSpec, event_tag
+
+Extractor = Callable[[LedgerEvent], Any]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a ledger row came from in Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+ENVELOPE_COLUMNS: tuple[tuple[str, str, Extractor], ...] = (
+    ("event_uuid", "uuid", lambda e: e.event_id),
+    ("tenant_id", "text", lambda e: e.tenant_id),
+    ("engine_id", "text", lambda e: e.engine_id),
+    ("event_type", "text", lambda e: e.event_type),
+    ("schema_version", "integer", lambda e: e.schema_version),
+    ("correlation_id", "text", lambda e: e.correlation_id),
+    ("turn_id", "text", lambda e: e.turn_id),
+    ("idempotency_key", "text", lambda e: e.idempotency_key),
+    ("occurred_at", "timestamptz", lambda e: e.occurred_at),
+)
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One row about to be appended, with what dedupe compares."""
+
+    event: LedgerEvent
+    values: dict[str, Any]
+    provenance: Provenance
+
+    @property
+    def content_sha256(self) -> bytes:
+        digest: bytes = self.values["content_sha256"]
+        return digest
+
+
+@dataclass(frozen=True)
+class ExistingRow:
+    """A row already in the ledger that a new event may duplicate."""
+
+    event_uuid: uuid.UUID
+    scope: tuple[Any, ...] | None
+    content_sha256: bytes
+    ledger_id: int
+
+
+@dataclass(frozen=True)
+class LedgerTable:
+    """How events of one ledger become rows of its table."""
+
+    spec: LedgerSpec
+    extra: tuple[tuple[str, str, Extractor], ...]
+    queries: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        cols = self.columns
+        names = [c for c, _ in cols]
+        args = ", ".join(f"${i}::{'text' if t == 'jsonb' else t}[]" for i, (_, t) in enumerate(cols, start=1))
+        select = ", ".join(f"u.{c}::jsonb" if t == "jsonb" else f"u.{c}" for c, t in cols)
+        self.queries["insert"] = (
+            f"INSERT INTO {self.spec.table} ({', '.join(names)}) "
+            f"SELECT {select} FROM unnest({args}) AS u({', '.join(names)}) "
+            f"ON CONFLICT DO NOTHING RETURNING event_uuid, {self.spec.id_column}"
+        )
+        scope = self.spec.idempotency_scope
+        scope_types = dict(cols)
+        scope_args = ", ".join(f"${i}::{scope_types[c]}[]" for i, c in enumerate(scope, start=3))
+        select_existing = (
+            f"SELECT t.event_uuid, {', '.join(f't.{c}' for c in scope)}, t.content_sha256, "
+            f"t.{self.spec.id_column} FROM {self.spec.table} t"
+        )
+        self.queries["existing"] = (
+            f"{select_existing} JOIN unnest($1::text[], $2::uuid[]) AS k(tenant_id, event_uuid) "
+            f"ON t.tenant_id = k.tenant_id AND t.event_uuid = k.event_uuid "
+            f"UNION {select_existing} JOIN unnest({scope_args}) AS s({', '.join(scope)}) "
+            f"ON {' AND '.join(f't.{c} = s.{c}' for c in scope)}"
+        )
+        self.queries["ids_by_uuid"] = (
+            f"SELECT event_uuid, {self.spec.id_column} FROM {self.spec.table} t "
+            f"WHERE (t.tenant_id, t.event_uuid) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))"
+        )
+        self.queries["read_ordered"] = (
+            f"SELECT {self.spec.id_column} AS ledger_id, {', '.join(names)} FROM {self.spec.table} "
+            f"WHERE {self.spec.id_column} > $1 ORDER BY {self.spec.id_column} LIMIT $2"
+        )
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        base = [(c, t) for c, t, _ in ENVELOPE_COLUMNS]
+        extra = [(c, t) for c, t, _ in self.extra]
+        return [
+            *base,
+            *extra,
+            ("payload", "jsonb"),
+            ("content_sha256", "bytea"),
+            ("source_topic", "text"),
+            ("source_partition", "integer"),
+            ("source_offset", "bigint"),
+        ]
+
+    def row(self, event: LedgerEvent, provenance: Provenance) -> LedgerRow:
+        payload_json = canonical_payload(event)
+        values = {c: f(event) for c, _, f in ENVELOPE_COLUMNS}
+        values.update({c: f(event) for c, _, f in self.extra})
+        values["payload"] = payload_json
+        values["content_sha256"] = content_sha256(event, payload_json)
+        values["source_topic"] = provenance.topic
+        values["source_partition"] = provenance.partition
+        values["source_offset"] = provenance.offset
+        return LedgerRow(event=event, values=values, provenance=provenance)
+
+    def scope(self, row: LedgerRow) -> tuple[Any, ...] | None:
+        """The scoped idempotency key, or None when the event has no idempotency key."""
+        if row.values.get("idempotency_key") is None:
+            return None
+        return tuple(row.values[c] for c in self.spec.idempotency_scope)
+
+    async def existing(self, conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> list[ExistingRow]:
+        """Rows already appended that share an event id or a scoped idempotency key with ``rows``."""
+        scoped = [s for s in (self.scope(r) for r in rows) if s is not None]
+        scope_arrays = [list(c) for c in zip(*scoped, strict=True)] if scoped else [[] for _ in self.spec.idempotency_scope]
+        records = await conn.fetch(
+            self.queries["existing"],
+            [r.values["tenant_id"] for r in rows],
+            [r.values["event_uuid"] for r in rows],
+            *scope_arrays,
+        )
+        width = len(self.spec.idempotency_scope)
+        found = []
+        for rec in records:
+            scope = tuple(rec[1 : 1 + width])
+            found.append(
+                ExistingRow(
+                    event_uuid=rec["event_uuid"],
+                    scope=None if scope[-1] is None else scope,
+                    content_sha256=bytes(rec["content_sha256"]),
+                    ledger_id=rec[self.spec.id_column],
+                )
+            )
+        return found
+
+    async def insert(self, conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> dict[uuid.UUID, int]:
+        """Append ``rows``; returns event uuid -> ledger id for the rows actually inserted."""
+        if not rows:
+            return {}
+        arrays = [[r.values[c] for r in rows] for c, _ in self.columns]
+        records = await conn.fetch(self.queries["insert"], *arrays)
+        return {rec["event_uuid"]: rec[self.spec.id_column] for rec in records}
+
+
+def event_from_row(table: LedgerTable, row: Mapping[str, Any]) -> LedgerEvent:
+    """A ledger row back into its typed event (for rebuilds): the inverse of ``LedgerTable.row``."""
+    payload = row["payload"]
+    doc = {
+        "event_id": row["event_uuid"],
+        "tenant_id": row["tenant_id"],
+        "engine_id": row["engine_id"],
+        "ledger": table.spec.name,
+        "event_type": row["event_type"],
+        "schema_version": row["schema_version"],
+        "idempotency_key": row["idempotency_key"],
+        "correlation_id": row["correlation_id"],
+        "turn_id": row["turn_id"],
+        "occurred_at": row["occurred_at"],
+        "payload": json.loads(payload) if isinstance(payload, str) else payload,
+    }
+    model = EVENT_TYPES[event_tag(table.spec.name, row["event_type"])].model
+    return model.model_validate(doc, strict=False)

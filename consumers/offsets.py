@@ -1,0 +1,106 @@
+"""Kafka offsets stored in PostgreSQL, fenced, in the same transaction as the rows they cover.
+
+On assignment a consumer *claims* its partitions: it bumps each partition's ``fence_epoch`` and reads the
+stored next offset to seek to. Every batch transaction first locks its partitions' rows *with the epoch it
+claimed*; a partition whose epoch moved on belongs to someone else now, and this consumer (a zombie: paused,
+partitioned away, past its poll interval) writes nothing for it. Locking first also makes an ambiguous
+commit harmless: a retried batch re-reads the stored offsets and skips what was already committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import asyncpg
+
+CLAIM = """
+INSERT INTO selene_ops.consumer_offsets AS o (consumer_group, topic, partition, next_offset, fence_epoch, owner_id)
+SELECT $1, u.topic, u.partition, 0, 1, $4 FROM unnest($2::text[], $3::int[]) AS u(topic, partition)
+ON CONFLICT (consumer_group, topic, partition)
+  DO UPDATE SET fence_epoch = o.fence_epoch + 1, owner_id = EXCLUDED.owner_id, updated_at = now()
+RETURNING o.topic, o.partition, o.next_offset, o.fence_epoch
+"""
+LOCK_FENCED = """
+SELECT o.topic, o.partition, o.next_offset
+FROM selene_ops.consumer_offsets o
+JOIN unnest($2::text[], $3::int[], $4::bigint[]) AS u(topic, partition, fence_epoch)
+  ON o.topic = u.topic AND o.partition = u.partition AND o.fence_epoch = u.fence_epoch
+WHERE o.consumer_group = $1
+FOR UPDATE OF o
+"""
+ADVANCE = """
+UPDATE selene_ops.consumer_offsets o SET next_offset = u.next_offset, updated_at = now()
+FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS u(topic, partition, next_offset, fence_epoch)
+WHERE o.consumer_group = $1 AND o.topic = u.topic AND o.partition = u.partition
+  AND o.fence_epoch = u.fence_epoch AND o.next_offset <= u.next_offset
+"""
+SELECT_GROUP = """
+SELECT topic, partition, next_offset, fence_epoch, owner_id, updated_at
+FROM selene_ops.consumer_offsets WHERE consumer_group = $1 ORDER BY topic, partition
+"""
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A partition this consumer owns, with the epoch that proves it and where to resume."""
+
+    topic: str
+    partition: int
+    next_offset: int
+    fence_epoch: int
+
+
+class OffsetStore:
+    """The offsets of one consumer group."""
+
+    def __init__(self, group: str, owner_id: str) -> None:
+        self.group = group
+        self.owner_id = owner_id
+
+    async def claim(self, conn: asyncpg.Connection, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, Claim]:
+        parts = sorted(partitions)
+        if not parts:
+            return {}
+        rows = await conn.fetch(
+            CLAIM, self.group, [t for t, _ in parts], [p for _, p in parts], self.owner_id
+        )
+        return {
+            (r["topic"], r["partition"]): Claim(r["topic"], r["partition"], r["next_offset"], r["fence_epoch"])
+            for r in rows
+        }
+
+    async def lock(
+        self, conn: asyncpg.Connection, claims: Iterable[Claim]
+    ) -> dict[TopicPartition, int]:
+        """Lock the rows of partitions still ours; returns their stored next offsets (others are lost)."""
+        cl = sorted(claims, key=lambda c: (c.topic, c.partition))
+        rows = await conn.fetch(
+            LOCK_FENCED,
+            self.group,
+            [c.topic for c in cl],
+            [c.partition for c in cl],
+            [c.fence_epoch for c in cl],
+        )
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def advance(
+        self, conn: asyncpg.Connection, next_offsets: dict[TopicPartition, int], claims: dict[TopicPartition, Claim]
+    ) -> None:
+        parts = sorted(next_offsets)
+        if not parts:
+            return
+        await conn.execute(
+            ADVANCE,
+            self.group,
+            [t for t, _ in parts],
+            [p for _, p in parts],
+            [next_offsets[tp] for tp in parts],
+            [claims[tp].fence_epoch for tp in parts],
+        )
+
+
+async def stored_offsets(conn: asyncpg.Connection, group: str) -> dict[TopicPartition, int]:
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in await conn.fetch(SELECT_GROUP, group)}

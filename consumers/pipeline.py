@@ -1,0 +1,397 @@
+"""One batch of Kafka records into the ledgers, projections and dead letters, inside the caller's transaction.
+
+The writer, the re-drive and (for decisions) the replay share this code. Per batch, whatever its size:
+one query for blocked aggregates, one dedupe look-up and one insert per ledger, one load and one save per
+projection table, one insert of dead letters. Decisions are taken in Kafka order, per aggregate:
+
+    undecodable / invalid / wrong tenant / oversize  -> dead letter (OPEN, blocks its aggregate)
+    aggregate already blocked                         -> dead letter (HELD, in order behind the first)
+    same event or same scoped key, same content       -> counted duplicate, nothing written
+    same scoped key, different content                -> dead letter (REJECTED, the original stands)
+    a projection refuses it (state rule)              -> dead letter with the projection's reason
+    otherwise                                         -> appended, projections updated
+
+If the database refuses something the Python checks let through (a constraint, a row-level security
+policy), ``apply_isolated`` redoes the batch event by event under savepoints, so the one bad event becomes a
+dead letter with the database's verdict and the rest still land: bad input never stalls a partition.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from consumers.ledger import LedgerRow, LedgerTable, Provenance
+from consumers.projections import LEDGER_TABLES, PROJECTIONS
+from consumers.projections.base import Projection, Rejection, RowView, resolve_event_refs
+from consumers.tables import Row, TableSpec
+from contracts.codec import Decoder, split_key
+from contracts.envelope import LedgerEvent
+from contracts.reasons import ContractViolation, ReasonCode, RetriableError, SeleneError, policy
+from contracts.settings import Settings
+
+SET_TENANT_SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
+SELECT_BLOCKED = """
+SELECT d.source_topic, d.aggregate_key
+FROM selene_ops.dead_letters d
+JOIN unnest($1::text[], $2::text[]) AS k(topic, aggregate_key)
+  ON d.source_topic = k.topic AND d.aggregate_key = k.aggregate_key
+WHERE d.status IN ('OPEN', 'HELD')
+FOR SHARE OF d
+"""
+INSERT_DEAD_LETTERS = """
+INSERT INTO selene_ops.dead_letters (
+  source_topic, source_partition, source_offset, kafka_timestamp, raw_key, raw_value, headers,
+  ledger, tenant_id, aggregate_key, event_uuid, reason_code, error_detail, blocks, status)
+SELECT u.topic, u.part, u.off, u.ts, u.k, u.v, u.hdr::jsonb, u.ledger, u.tenant, u.agg, u.eid, u.reason,
+       u.detail, u.blocks, u.status
+FROM unnest($1::text[], $2::int[], $3::bigint[], $4::timestamptz[], $5::bytea[], $6::bytea[], $7::text[],
+            $8::text[], $9::text[], $10::text[], $11::uuid[], $12::text[], $13::text[], $14::bool[], $15::text[])
+  AS u(topic, part, off, ts, k, v, hdr, ledger, tenant, agg, eid, reason, detail, blocks, status)
+ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING
+"""
+SET_CONSTRAINTS_IMMEDIATE = "SET CONSTRAINTS ALL IMMEDIATE"
+SET_CONSTRAINTS_DEFERRED = "SET CONSTRAINTS ALL DEFERRED"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A Kafka record as the pipeline needs it (decoupled from aiokafka's class)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
+
+
+@dataclass
+class Item:
+    """A record and what became of it."""
+
+    record: Record
+    event: LedgerEvent | None = None
+    row: LedgerRow | None = None
+    outcome: str = "pending"  # appended | duplicate | dead
+    reason: ReasonCode | None = None
+    detail: str = ""
+    status: str | None = None  # dead-letter status when outcome == "dead"
+
+    @property
+    def aggregate_key(self) -> str | None:
+        if self.event is not None:
+            return self.event.kafka_key.decode()
+        key = self.record.key
+        if key is None:
+            return None
+        try:
+            return key.decode()
+        except UnicodeDecodeError:
+            return None
+
+    def dead(self, reason: ReasonCode, detail: str, status: str | None = None) -> None:
+        self.outcome = "dead"
+        self.reason = reason
+        self.detail = detail[:4000]
+        self.status = status or ("OPEN" if policy(reason).blocks_aggregate else "REJECTED")
+
+
+@dataclass
+class BatchResult:
+    """What a batch did; consumed == appended + deduplicated + dead_lettered."""
+
+    consumed: int = 0
+    appended: int = 0
+    deduplicated: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    isolated: bool = False
+
+    def add(self, other: BatchResult) -> None:
+        self.consumed += other.consumed
+        self.appended += other.appended
+        self.deduplicated += other.deduplicated
+        self.dead_lettered.update(other.dead_lettered)
+        self.isolated = self.isolated or other.isolated
+
+    @property
+    def dead_total(self) -> int:
+        return sum(self.dead_lettered.values())
+
+
+def headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
+    """Kafka headers as JSON that keeps every byte (values in base64)."""
+    return json.dumps([{"key": k, "value_b64": base64.b64encode(v or b"").decode()} for k, v in headers])
+
+
+def headers_from_json(raw: str | list[dict[str, str]]) -> tuple[tuple[str, bytes], ...]:
+    items = json.loads(raw) if isinstance(raw, str) else raw
+    return tuple((h["key"], base64.b64decode(h["value_b64"])) for h in items)
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """Errors that one bad event can cause (and isolation can pin on it), as opposed to outages."""
+    if not isinstance(exc, asyncpg.PostgresError):
+        return False
+    state = exc.sqlstate or ""
+    return state[:2] in ("22", "23", "42") or state == "SLA01" or state.startswith("P0")
+
+
+def _db_reason(exc: BaseException) -> ReasonCode:
+    state = getattr(exc, "sqlstate", "") or ""
+    if state == "42501":  # insufficient_privilege: a row-level security policy refused the row
+        return ReasonCode.TENANT_SCOPE_VIOLATION
+    if state == "23503":  # foreign_key_violation
+        return ReasonCode.REFERENCE_UNKNOWN
+    return ReasonCode.EVENT_SCHEMA_INVALID
+
+
+class Pipeline:
+    """Decode, decide and write batches. Stateless between batches; safe to share."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledger_tables: dict[str, LedgerTable] | None = None,
+        projections: Sequence[Projection] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.decoder = Decoder(settings.max_event_bytes)
+        self.ledger_tables = LEDGER_TABLES if ledger_tables is None else ledger_tables
+        self.projections = tuple(PROJECTIONS if projections is None else projections)
+        self.ref_columns: dict[TableSpec, tuple[str, ...]] = {}
+        for p in self.projections:
+            for t in p.writes:
+                self.ref_columns[t] = p.event_ref_columns
+
+    # -- pure part --------------------------------------------------------------------------------------
+    def decode(self, records: Iterable[Record]) -> list[Item]:
+        """Decode and check every record; failures become dead-letter verdicts, nothing raises."""
+        items = []
+        for record in records:
+            item = Item(record)
+            try:
+                event = self.decoder.decode(record.value)
+                self.decoder.check_transport(
+                    event, record.topic, record.key, record.headers, self.settings.topic_prefix
+                )
+                table = self.ledger_tables.get(event.ledger)
+                if table is None:
+                    raise ContractViolation(f"no table for ledger {event.ledger}", ReasonCode.EVENT_UNKNOWN_LEDGER)
+                item.event = event
+                item.row = table.row(event, Provenance(record.topic, record.partition, record.offset))
+            except SeleneError as exc:
+                item.dead(exc.reason_code, exc.detail)
+            items.append(item)
+        return items
+
+    # -- database part ----------------------------------------------------------------------------------
+    async def apply(
+        self, conn: asyncpg.Connection, items: Sequence[Item], *, check_blocked: bool = True
+    ) -> BatchResult:
+        """Decide and write ``items`` (already decoded) in the caller's transaction."""
+        events = [i.event for i in items if i.event is not None and i.outcome == "pending"]
+        tenants = sorted({e.tenant_id for e in events})
+        await conn.execute(SET_TENANT_SCOPE, ",".join(tenants))
+
+        blocked: set[tuple[str, str]] = set()
+        if check_blocked:
+            keyed = [(i.record.topic, k) for i in items if (k := i.aggregate_key) is not None]
+            if keyed:
+                rows = await conn.fetch(SELECT_BLOCKED, [t for t, _ in keyed], [k for _, k in keyed])
+                blocked = {(r["source_topic"], r["aggregate_key"]) for r in rows}
+
+        existing = await self._existing(conn, items)
+        view = RowView(await self._load(conn, events))
+        seen: dict[tuple[str, Any], bytes] = {}
+        to_insert: dict[str, list[LedgerRow]] = {}
+
+        for item in items:
+            agg = (item.record.topic, item.aggregate_key or "")
+            if item.outcome == "dead":
+                if item.status == "OPEN" and item.aggregate_key:
+                    blocked.add(agg)
+                continue
+            if agg in blocked:
+                item.dead(ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter",
+                          "HELD")
+                continue
+            assert item.event is not None and item.row is not None
+            table = self.ledger_tables[item.event.ledger]
+            if self._is_duplicate(item, table, existing, seen):
+                continue
+            try:
+                for projection in self.projections:
+                    if projection.handles(item.event):
+                        projection.apply(view, item.event)
+            except Rejection as rej:
+                view.discard_event()
+                item.dead(rej.reason_code, rej.detail)
+                if item.status == "OPEN":
+                    blocked.add(agg)
+                continue
+            view.commit_event()
+            item.outcome = "appended"
+            self._remember(item, table, seen)
+            to_insert.setdefault(item.event.ledger, []).append(item.row)
+
+        ids: dict[uuid.UUID, int] = {}
+        for ledger, rows in to_insert.items():
+            inserted = await self.ledger_tables[ledger].insert(conn, rows)
+            if len(inserted) != len(rows):
+                raise RetriableError(
+                    f"{len(rows) - len(inserted)} rows of {ledger} were appended concurrently by another writer",
+                    ReasonCode.CONCURRENT_APPEND,
+                )
+            ids.update(inserted)
+        await self._save(conn, view, ids)
+        await conn.execute(SET_CONSTRAINTS_IMMEDIATE)
+        await conn.execute(SET_CONSTRAINTS_DEFERRED)
+        return self._result(items)
+
+    async def apply_isolated(
+        self, conn: asyncpg.Connection, items: Sequence[Item], *, check_blocked: bool = True
+    ) -> BatchResult:
+        """Slow path after the database refused a batch: one savepoint per event, so the offending event
+        is dead-lettered with the database's reason and the others are written."""
+        blocked: set[tuple[str, str]] = set()
+        for item in items:
+            agg = (item.record.topic, item.aggregate_key or "")
+            if item.outcome == "pending" and agg in blocked:
+                item.dead(ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter",
+                          "HELD")
+            elif item.outcome == "pending":
+                try:
+                    async with conn.transaction():
+                        await self.apply(conn, [item], check_blocked=check_blocked)
+                except asyncpg.PostgresError as exc:
+                    if not _is_data_error(exc):
+                        raise
+                    item.outcome = "pending"
+                    item.dead(_db_reason(exc), f"refused by the database ({exc.sqlstate}): {exc}")
+            if item.outcome == "dead" and item.status in ("OPEN", "HELD") and item.aggregate_key:
+                blocked.add(agg)
+        result = self._result(items)
+        result.isolated = True
+        return result
+
+    async def store_dead_letters(self, conn: asyncpg.Connection, items: Sequence[Item]) -> None:
+        dead = [i for i in items if i.outcome == "dead"]
+        if not dead:
+            return
+        now = datetime.now(UTC)
+
+        def ts(i: Item) -> datetime:
+            if i.record.timestamp_ms is None or i.record.timestamp_ms < 0:
+                return now
+            return datetime.fromtimestamp(i.record.timestamp_ms / 1000, UTC)
+
+        def tenant(i: Item) -> str | None:
+            if i.event is not None:
+                return i.event.tenant_id
+            return split_key(i.record.key)[0]
+
+        await conn.execute(
+            INSERT_DEAD_LETTERS,
+            [i.record.topic for i in dead],
+            [i.record.partition for i in dead],
+            [i.record.offset for i in dead],
+            [ts(i) for i in dead],
+            [i.record.key for i in dead],
+            [i.record.value for i in dead],
+            [headers_json(i.record.headers) for i in dead],
+            [i.event.ledger if i.event else None for i in dead],
+            [tenant(i) for i in dead],
+            [i.aggregate_key for i in dead],
+            [i.event.event_id if i.event else None for i in dead],
+            [str(i.reason) for i in dead],
+            [i.detail for i in dead],
+            [i.status in ("OPEN", "HELD") for i in dead],
+            [i.status for i in dead],
+        )
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    async def _existing(self, conn: asyncpg.Connection, items: Sequence[Item]) -> dict[str, Any]:
+        by_ledger: dict[str, list[LedgerRow]] = {}
+        for i in items:
+            if i.row is not None and i.outcome == "pending":
+                by_ledger.setdefault(i.row.event.ledger, []).append(i.row)
+        found: dict[str, Any] = {}
+        for ledger, rows in by_ledger.items():
+            for ex in await self.ledger_tables[ledger].existing(conn, rows):
+                found[(ledger, "uuid", ex.event_uuid)] = ex.content_sha256
+                if ex.scope is not None:
+                    found[(ledger, "scope", ex.scope)] = ex.content_sha256
+        return found
+
+    def _is_duplicate(
+        self, item: Item, table: LedgerTable, existing: dict[Any, bytes], seen: dict[Any, bytes]
+    ) -> bool:
+        assert item.row is not None and item.event is not None
+        ledger = item.event.ledger
+        keys = [(ledger, "uuid", item.event.event_id)]
+        scope = table.scope(item.row)
+        if scope is not None:
+            keys.append((ledger, "scope", scope))
+        for key in keys:
+            digest = existing.get(key, seen.get(key))
+            if digest is None:
+                continue
+            if digest == item.row.content_sha256:
+                item.outcome = "duplicate"
+                item.reason = table.spec.duplicate
+                return True
+            item.dead(
+                ReasonCode.IDEMPOTENCY_CONFLICT,
+                f"{'event id' if key[1] == 'uuid' else 'idempotency key'} already used with a different payload; "
+                "the original row stands",
+            )
+            return True
+        return False
+
+    def _remember(self, item: Item, table: LedgerTable, seen: dict[Any, bytes]) -> None:
+        assert item.row is not None and item.event is not None
+        seen[(item.event.ledger, "uuid", item.event.event_id)] = item.row.content_sha256
+        scope = table.scope(item.row)
+        if scope is not None:
+            seen[(item.event.ledger, "scope", scope)] = item.row.content_sha256
+
+    async def _load(
+        self, conn: asyncpg.Connection, events: Sequence[LedgerEvent], *, shadow: bool = False
+    ) -> dict[TableSpec, dict[tuple[Any, ...], Row]]:
+        wanted: dict[TableSpec, set[tuple[Any, ...]]] = {}
+        for event in events:
+            for projection in self.projections:
+                if projection.handles(event):
+                    for table, key in projection.reads(event):
+                        wanted.setdefault(table, set()).add(key)
+        return {table: await table.load(conn, keys, shadow=shadow) for table, keys in wanted.items()}
+
+    async def _save(
+        self, conn: asyncpg.Connection, view: RowView, ids: dict[uuid.UUID, int], *, shadow: bool = False
+    ) -> None:
+        changes = view.changes()
+        resolve_event_refs(changes.keys(), changes, ids, self.ref_columns)
+        for table, rows in changes.items():
+            await table.save(conn, rows, shadow=shadow)
+
+    @staticmethod
+    def _result(items: Sequence[Item]) -> BatchResult:
+        result = BatchResult(consumed=len(items))
+        for i in items:
+            if i.outcome == "appended":
+                result.appended += 1
+            elif i.outcome == "duplicate":
+                result.deduplicated += 1
+            elif i.outcome == "dead":
+                result.dead_lettered[str(i.reason)] += 1
+        return result

@@ -1,0 +1,241 @@
+"""The ledger writer: a Kafka consumer group whose offsets live in PostgreSQL.
+
+Each ``getmany`` batch becomes one PostgreSQL transaction: lock the batch's partitions' offset rows (fenced
+by the epoch claimed at assignment), skip what an earlier, ambiguous commit already covered, write ledger
+rows, projection changes and dead letters, advance the offsets, commit. Only then is the position
+committed to Kafka, and only for lag tooling: on assignment the writer seeks to the offsets PostgreSQL
+holds. A rebalance waits for the batch in flight (the rebalance listener takes the same lock), and a
+retriable failure (database or broker down) retries the same batch, skipping nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from consumers.db import create_pool, is_retriable
+from consumers.offsets import Claim, OffsetStore
+from consumers.pipeline import BatchResult, Item, Pipeline, Record, _is_data_error
+from contracts.registry import LEDGERS
+from contracts.settings import Settings
+
+log = logging.getLogger("selene.writer")
+
+Progress = Callable[["WriterStats"], None]
+
+
+@dataclass
+class WriterStats:
+    """Running totals of a writer process."""
+
+    result: BatchResult = field(default_factory=BatchResult)
+    batches: int = 0
+    retries: int = 0
+    fenced_partitions: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.result.consumed / elapsed if elapsed > 0 else 0.0
+
+
+def ledger_topics(settings: Settings, ledgers: Sequence[str] | None = None) -> list[str]:
+    names = ledgers or sorted(LEDGERS)
+    return [LEDGERS[n].topic(settings.topic_prefix) for n in names]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, writer: LedgerWriter) -> None:
+        self.writer = writer
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        async with self.writer.lock:  # the batch in flight finishes (or fails) first
+            for tp in revoked:
+                self.writer.claims.pop((tp.topic, tp.partition), None)
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        async with self.writer.lock:
+            await self.writer.claim(assigned)
+
+
+class LedgerWriter:
+    """Consumes the ledger topics and writes them to PostgreSQL exactly once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pipeline: Pipeline | None = None,
+        owner_id: str | None = None,
+        consumer_options: dict[str, object] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline or Pipeline(settings)
+        self.owner_id = owner_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.offsets = OffsetStore(settings.consumer_group, self.owner_id)
+        self.consumer_options = consumer_options or {}
+        self.lock = asyncio.Lock()
+        self.claims: dict[tuple[str, int], Claim] = {}
+        self.positions: dict[tuple[str, int], int] = {}
+        self.stats = WriterStats()
+        self._pool: asyncpg.Pool | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def claim(self, assigned: Sequence[TopicPartition]) -> None:
+        """Take ownership of newly assigned partitions in PostgreSQL and seek to the stored offsets."""
+        assert self._pool is not None and self._consumer is not None
+        parts = [(tp.topic, tp.partition) for tp in assigned]
+        delay = 0.2
+        while True:
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    claims = await self.offsets.claim(conn, parts)
+                break
+            except Exception as exc:
+                if not is_retriable(exc):
+                    raise
+                log.warning("claim failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        for tp in assigned:
+            c = claims[(tp.topic, tp.partition)]
+            self.claims[(tp.topic, tp.partition)] = c
+            self.positions[(tp.topic, tp.partition)] = c.next_offset
+            self._consumer.seek(tp, c.next_offset)
+
+    async def run(
+        self,
+        *,
+        until_caught_up: bool = False,
+        stop: asyncio.Event | None = None,
+        progress: Progress | None = None,
+        progress_every: float = 2.0,
+        idle_timeout: float | None = None,
+    ) -> WriterStats:
+        """Consume until ``stop`` is set, or until every assigned partition is caught up."""
+        stop = stop or asyncio.Event()
+        self._pool = await create_pool(self.settings.database_url, max_size=2)
+        options: dict[str, object] = {
+            "bootstrap_servers": self.settings.kafka_bootstrap_servers,
+            "group_id": self.settings.consumer_group,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "max_poll_records": self.settings.batch_max_records,
+            "fetch_max_bytes": 16 * 1024 * 1024,
+            "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            **self.settings.kafka_security.client_kwargs(),
+            **self.consumer_options,
+        }
+        self._consumer = AIOKafkaConsumer(**options)
+        await self._consumer.start()
+        try:
+            self._consumer.subscribe(ledger_topics(self.settings), listener=_Rebalance(self))
+            last_report = time.monotonic()
+            idle_since = time.monotonic()
+            while not stop.is_set():
+                data = await self._consumer.getmany(timeout_ms=300, max_records=self.settings.batch_max_records)
+                records = [
+                    Record(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()), m.timestamp)
+                    for msgs in data.values()
+                    for m in msgs
+                ]
+                if records:
+                    idle_since = time.monotonic()
+                    async with self.lock:
+                        await self._process(records)
+                elif (until_caught_up and await self._caught_up()) or (idle_timeout is not None and time.monotonic() - idle_since > idle_timeout):
+                    break
+                if progress and time.monotonic() - last_report >= progress_every:
+                    progress(self.stats)
+                    last_report = time.monotonic()
+            if progress:
+                progress(self.stats)
+            return self.stats
+        finally:
+            await self._consumer.stop()
+            await self._pool.close()
+
+    async def _caught_up(self) -> bool:
+        assert self._consumer is not None
+        assignment = self._consumer.assignment()
+        if not assignment or len(self.claims) < len(assignment):
+            return False
+        ends = await self._consumer.end_offsets(list(assignment))
+        return all(self.positions.get((tp.topic, tp.partition), 0) >= end for tp, end in ends.items())
+
+    async def _process(self, records: list[Record]) -> None:
+        """Write one batch, retrying retriable failures with backoff until it lands or is fenced out."""
+        assert self._pool is not None
+        delay = 0.1
+        while True:
+            mine = [r for r in records if (r.topic, r.partition) in self.claims]
+            if not mine:
+                return
+            try:
+                result, advanced = await self._write(mine)
+                break
+            except Exception as exc:
+                if not is_retriable(exc):
+                    raise
+                self.stats.retries += 1
+                log.warning("batch failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.stats.result.add(result)
+        self.stats.batches += 1
+        self.positions.update(advanced)
+        await self._commit_to_kafka(advanced)
+
+    async def _write(self, records: list[Record]) -> tuple[BatchResult, dict[tuple[str, int], int]]:
+        assert self._pool is not None
+        parts = {(r.topic, r.partition) for r in records}
+        claims = {tp: self.claims[tp] for tp in parts}
+        async with self._pool.acquire() as conn, conn.transaction():
+            stored = await self.offsets.lock(conn, claims.values())
+            for tp in parts - stored.keys():  # fenced: another consumer owns it now
+                self.claims.pop(tp, None)
+                self.stats.fenced_partitions += 1
+                log.warning("partition %s moved to another consumer; dropping its records", tp)
+            todo = [r for r in records if (r.topic, r.partition) in stored and r.offset >= stored[(r.topic, r.partition)]]
+            items = self.pipeline.decode(todo)
+            try:
+                async with conn.transaction():
+                    result = await self.pipeline.apply(conn, items)
+            except asyncpg.PostgresError as exc:
+                if not _is_data_error(exc):
+                    raise
+                log.warning("database refused the batch (%s); isolating the offending events", exc.sqlstate)
+                items = self.pipeline.decode(todo)
+                result = await self.pipeline.apply_isolated(conn, items)
+            await self.pipeline.store_dead_letters(conn, items)
+            advanced = _next_offsets(items)
+            await self.offsets.advance(conn, advanced, claims)
+        return result, advanced
+
+    async def _commit_to_kafka(self, advanced: dict[tuple[str, int], int]) -> None:
+        """Best effort, for lag tools only: PostgreSQL holds the offsets that count."""
+        assert self._consumer is not None
+        if not advanced:
+            return
+        try:
+            await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in advanced.items()})
+        except (KafkaError, AssertionError) as exc:
+            log.info("kafka offset commit skipped (%s); PostgreSQL has the offsets", exc)
+
+
+def _next_offsets(items: Sequence[Item]) -> dict[tuple[str, int], int]:
+    out: dict[tuple[str, int], int] = {}
+    for i in items:
+        tp = (i.record.topic, i.record.partition)
+        out[tp] = max(out.get(tp, 0), i.record.offset + 1)
+    return out

@@ -1,0 +1,50 @@
+"""PH1.J: the audit ledger ``os_core.audit_events`` and its generic audit event.
+
+Many engines record their decisions here (PH1.PERSONA, PH1.NLP, ...), each with its own typed payload that
+extends ``AuditPayload``. Dedupe is scoped to (tenant, correlation, idempotency key), so the Kafka key's
+aggregate is the correlation id by default: one writer owns a scope, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from contracts.envelope import Ident, LedgerSpec, Payload, ReasonText, ShortText, register_event, register_ledger
+from contracts.reasons import ReasonCode
+
+AUDIT_EVENTS = register_ledger(
+    LedgerSpec(
+        name="audit_events",
+        table="os_core.audit_events",
+        id_column="event_id",
+        idempotency_scope=("tenant_id", "correlation_id", "idempotency_key"),
+        contract_invalid=ReasonCode.EVENT_SCHEMA_INVALID,
+        tenant_violation=ReasonCode.EVENT_TENANT_MISMATCH,
+        duplicate=ReasonCode.IDEMPOTENCY_REPLAY,
+        append_only_violation=ReasonCode.PH1_J_AUDIT_APPEND_ONLY_VIOLATION,
+    )
+)
+
+AttributeValue = str | int | bool | None
+Attributes = Annotated[dict[Annotated[str, Field(max_length=64)], AttributeValue], Field(max_length=32)]
+
+
+class AuditPayload(Payload):
+    """Fields every audit row has as columns: the reason code and the optional subject references."""
+
+    reason_code: ReasonText
+    user_id: Ident | None = None
+    device_id: Ident | None = None
+    session_id: Ident | None = None
+
+
+class AuditRecorded(AuditPayload):
+    """A generic engine decision: a short summary and a bounded map of attributes."""
+
+    summary: ShortText
+    attributes: Attributes = Field(default_factory=dict)
+
+
+AuditRecordedEvent = register_event(AUDIT_EVENTS, "AUDIT_RECORDED", AuditRecorded)

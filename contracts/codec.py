@@ -1,0 +1,157 @@
+"""Bytes to events and back: the one codec the publisher and the consumers share.
+
+Decoding goes straight from the Kafka value's bytes through one cached ``TypeAdapter.validate_json`` over a
+union discriminated on ``ledger`` and ``event_type``, so a bad message costs one parse and its failure maps
+to exactly one reason code. The transport checks (tenant in key and headers, aggregate key, topic) live
+here too, so that what the publisher promises and what the writer checks cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Union
+
+from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
+
+from contracts.envelope import EVENT_TYPES, LEDGERS, LedgerEvent, event_tag
+from contracts.reasons import ContractViolation, ReasonCode
+
+HEADER_TENANT = "selene-tenant"
+HEADER_LEDGER = "selene-ledger"
+HEADER_EVENT_TYPE = "selene-event-type"
+HEADER_SCHEMA_VERSION = "selene-schema-version"
+HEADER_EVENT_ID = "selene-event-id"
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+def _discriminate(value: Any) -> str:
+    if isinstance(value, dict):
+        return event_tag(value.get("ledger"), value.get("event_type"))
+    return event_tag(getattr(value, "ledger", None), getattr(value, "event_type", None))
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An event ready for Kafka."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def canonical_payload(event: LedgerEvent) -> str:
+    """The payload as canonical JSON (sorted keys, no spaces): what is stored and what is hashed."""
+    return json.dumps(event.payload.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def content_sha256(event: LedgerEvent, payload_json: str | None = None) -> bytes:
+    """What "the same event" means for idempotency: the same event type and the same payload."""
+    body = payload_json if payload_json is not None else canonical_payload(event)
+    return hashlib.sha256(f"{event.event_type}\n{body}".encode()).digest()
+
+
+def headers_for(event: LedgerEvent) -> list[tuple[str, bytes]]:
+    return [
+        (HEADER_TENANT, event.tenant_id.encode()),
+        (HEADER_LEDGER, event.ledger.encode()),
+        (HEADER_EVENT_TYPE, event.event_type.encode()),
+        (HEADER_SCHEMA_VERSION, str(event.schema_version).encode()),
+        (HEADER_EVENT_ID, str(event.event_id).encode()),
+    ]
+
+
+def encode(event: LedgerEvent) -> Encoded:
+    return Encoded(key=event.kafka_key, value=event.model_dump_json().encode(), headers=headers_for(event))
+
+
+def split_key(key: bytes | None) -> tuple[str | None, str | None]:
+    """``tenant/aggregate`` -> (tenant, aggregate); (None, None) when absent or unreadable."""
+    if not key:
+        return None, None
+    try:
+        text = key.decode()
+    except UnicodeDecodeError:
+        return None, None
+    tenant, sep, aggregate = text.partition("/")
+    return (tenant or None, aggregate or None) if sep else (text or None, None)
+
+
+class Decoder:
+    """Validates raw Kafka values into typed events; every failure is a ``ContractViolation``."""
+
+    def __init__(self, max_event_bytes: int) -> None:
+        members = tuple(Annotated[e.model, Tag(e.tag)] for e in EVENT_TYPES.values())
+        union = Annotated[Union[members], Discriminator(_discriminate)]  # type: ignore[valid-type]  # noqa: UP007
+        self._adapter: TypeAdapter[LedgerEvent] = TypeAdapter(union)
+        self.max_event_bytes = max_event_bytes
+
+    def decode(self, value: bytes | None) -> LedgerEvent:
+        if value is None:
+            raise ContractViolation("the message has no value (a tombstone)", ReasonCode.EVENT_UNDECODABLE)
+        if len(value) > self.max_event_bytes:
+            raise ContractViolation(
+                f"{len(value)} bytes is over the {self.max_event_bytes}-byte limit", ReasonCode.EVENT_OVERSIZE
+            )
+        try:
+            return self._adapter.validate_json(value)
+        except ValidationError as exc:
+            raise _classify(exc) from exc
+
+    def check_transport(
+        self, event: LedgerEvent, topic: str, key: bytes | None, headers: Headers, prefix: str
+    ) -> None:
+        """The Kafka record must agree with the event it carries: topic, key (tenant/aggregate), headers."""
+        spec = event.spec
+        if topic != spec.topic(prefix):
+            raise ContractViolation(
+                f"a {spec.name} event arrived on {topic}, expected {spec.topic(prefix)}",
+                ReasonCode.EVENT_WRONG_TOPIC,
+            )
+        key_tenant, _ = split_key(key)
+        header_tenant = next((v for k, v in headers if k == HEADER_TENANT), None)
+        if key_tenant != event.tenant_id or (
+            header_tenant is not None and header_tenant != event.tenant_id.encode()
+        ):
+            raise ContractViolation(
+                f"tenant {event.tenant_id!r} does not match the record's key {key!r} or tenant header",
+                spec.tenant_violation,
+            )
+        if key != event.kafka_key:
+            raise ContractViolation(
+                f"key {key!r} is not the event's tenant/aggregate {event.kafka_key!r}",
+                ReasonCode.EVENT_KEY_MISMATCH,
+            )
+        if len(canonical_payload(event).encode()) > spec.max_payload_bytes:
+            raise ContractViolation(
+                f"payload over the {spec.max_payload_bytes}-byte bound of {spec.name}", ReasonCode.EVENT_OVERSIZE
+            )
+
+
+def _classify(exc: ValidationError) -> ContractViolation:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    kind = first["type"]
+    if kind in ("json_invalid", "json_type"):
+        return ContractViolation(f"not a JSON object: {first['msg']}", ReasonCode.EVENT_UNDECODABLE)
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        raw = first.get("input")
+        ledger = raw.get("ledger") if isinstance(raw, dict) else None
+        if ledger is None or not isinstance(raw, dict):
+            return ContractViolation("the event names no ledger", ReasonCode.EVENT_SCHEMA_INVALID)
+        if ledger not in LEDGERS:
+            return ContractViolation(f"unknown ledger {ledger!r}", ReasonCode.EVENT_UNKNOWN_LEDGER)
+        return ContractViolation(
+            f"unknown event type {raw.get('event_type')!r} for ledger {ledger!r}", ReasonCode.EVENT_UNKNOWN_TYPE
+        )
+    tag = str(first["loc"][0]) if first["loc"] else ""
+    spec = EVENT_TYPES[tag].spec if tag in EVENT_TYPES else None
+    for err in errors:
+        if err["loc"][1:] == ("tenant_id",) and (err["type"] == "missing" or err.get("input") in (None, "")):
+            return ContractViolation("the event has no tenant_id", ReasonCode.EVENT_TENANT_MISSING)
+    detail = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in errors[:5])
+    code = spec.contract_invalid if spec else ReasonCode.EVENT_SCHEMA_INVALID
+    return ContractViolation(detail[:2000], code)

@@ -1,0 +1,87 @@
+"""PH1.F foundation: identities, devices, sessions and the conversation ledger.
+
+Identity, device and session writes are audit events of engines PH1.F and PH1.L: appended to the audit
+ledger (so they are replayable) and projected into ``os_core.identities``, ``devices`` and ``sessions``.
+Their aggregate is the user, so a user's identity, devices and sessions share one partition and arrive in
+the order they were published (a device never overtakes the identity it belongs to).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from contracts.audit import AUDIT_EVENTS, Attributes, AuditPayload
+from contracts.envelope import Ident, LedgerEvent, LedgerSpec, Payload, ShortText, register_event, register_ledger
+from contracts.reasons import ReasonCode
+
+
+class _UserScoped(AuditPayload):
+    user_id: Ident
+
+    def aggregate_id(self, event: LedgerEvent) -> str:
+        return f"user:{self.user_id}"
+
+
+class IdentityUpserted(_UserScoped):
+    """An identity is created or changed."""
+
+    display_name: ShortText | None = None
+    status: Literal["ACTIVE", "DISABLED"] = "ACTIVE"
+
+
+class DeviceRegistered(_UserScoped):
+    """A device is bound to a user (and so to the user's tenant)."""
+
+    device_id: Ident
+    device_type: Ident
+
+
+class DeviceRevoked(_UserScoped):
+    device_id: Ident
+
+
+class SessionOpened(_UserScoped):
+    device_id: Ident
+    session_id: Ident
+
+
+class SessionClosed(_UserScoped):
+    device_id: Ident
+    session_id: Ident
+
+
+IdentityUpsertedEvent = register_event(AUDIT_EVENTS, "IDENTITY_UPSERTED", IdentityUpserted)
+DeviceRegisteredEvent = register_event(AUDIT_EVENTS, "DEVICE_REGISTERED", DeviceRegistered)
+DeviceRevokedEvent = register_event(AUDIT_EVENTS, "DEVICE_REVOKED", DeviceRevoked)
+SessionOpenedEvent = register_event(AUDIT_EVENTS, "SESSION_OPENED", SessionOpened)
+SessionClosedEvent = register_event(AUDIT_EVENTS, "SESSION_CLOSED", SessionClosed)
+
+CONVERSATION_LEDGER = register_ledger(
+    LedgerSpec(
+        name="conversation_ledger",
+        table="conversation.conversation_ledger",
+        id_column="conversation_turn_id",
+        idempotency_scope=("tenant_id", "correlation_id", "idempotency_key"),
+        contract_invalid=ReasonCode.EVENT_SCHEMA_INVALID,
+        tenant_violation=ReasonCode.EVENT_TENANT_MISMATCH,
+        duplicate=ReasonCode.IDEMPOTENCY_REPLAY,
+        append_only_violation=ReasonCode.PH1_F_CONVERSATION_APPEND_ONLY_VIOLATION,
+    )
+)
+
+
+class ConversationTurn(Payload):
+    """One message of a conversation turn, by the user or by Selene."""
+
+    speaker: Literal["USER", "SELENE"]
+    source: Literal["VOICE", "TEXT", "SYSTEM"]
+    text: str = Field(max_length=8192)
+    user_id: Ident | None = None
+    device_id: Ident | None = None
+    session_id: Ident | None = None
+    metadata: Attributes = Field(default_factory=dict)
+
+
+ConversationTurnEvent = register_event(CONVERSATION_LEDGER, "CONVERSATION_TURN_RECORDED", ConversationTurn)

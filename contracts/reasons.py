@@ -1,0 +1,124 @@
+"""Reason codes and the error hierarchy shared by the publisher, the writer and the repositories.
+
+Every failure this project reports carries a reason code: the seeds' codes where the seeds name one
+(``OS_WORK_ORDER_*``), and pipeline codes of the same style for what the seeds' world did not have (Kafka
+input). A code also says how the writer treats the message: whether it blocks later events of the same
+aggregate (they are held behind it, in order) and whether a retry could succeed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    """Why an event was refused, deduplicated or dead-lettered."""
+
+    # Input that cannot be read as an event at all.
+    EVENT_UNDECODABLE = "EVENT_UNDECODABLE"
+    EVENT_OVERSIZE = "EVENT_OVERSIZE"
+    EVENT_UNKNOWN_LEDGER = "EVENT_UNKNOWN_LEDGER"
+    EVENT_UNKNOWN_TYPE = "EVENT_UNKNOWN_TYPE"
+    EVENT_TENANT_MISSING = "EVENT_TENANT_MISSING"
+    EVENT_TENANT_MISMATCH = "EVENT_TENANT_MISMATCH"
+    EVENT_KEY_MISMATCH = "EVENT_KEY_MISMATCH"
+    EVENT_WRONG_TOPIC = "EVENT_WRONG_TOPIC"
+    EVENT_SCHEMA_INVALID = "EVENT_SCHEMA_INVALID"
+    # Idempotency.
+    IDEMPOTENCY_REPLAY = "IDEMPOTENCY_REPLAY"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    # Ordering.
+    HELD_BEHIND_DEAD_LETTER = "HELD_BEHIND_DEAD_LETTER"
+    # References to rows of other aggregates (identities, devices, sessions).
+    REFERENCE_UNKNOWN = "REFERENCE_UNKNOWN"
+    # Database guards.
+    PH1_J_AUDIT_APPEND_ONLY_VIOLATION = "PH1_J_AUDIT_APPEND_ONLY_VIOLATION"
+    PH1_F_CONVERSATION_APPEND_ONLY_VIOLATION = "PH1_F_CONVERSATION_APPEND_ONLY_VIOLATION"
+    DEAD_LETTER_APPEND_ONLY_VIOLATION = "DEAD_LETTER_APPEND_ONLY_VIOLATION"
+    TENANT_SCOPE_VIOLATION = "TENANT_SCOPE_VIOLATION"
+    # Seed 002 (Selene OS core work orders).
+    OS_WORK_ORDER_APPEND_ONLY_VIOLATION = "OS_WORK_ORDER_APPEND_ONLY_VIOLATION"
+    OS_WORK_ORDER_IDEMPOTENCY_REPLAY = "OS_WORK_ORDER_IDEMPOTENCY_REPLAY"
+    OS_WORK_ORDER_TENANT_SCOPE_VIOLATION = "OS_WORK_ORDER_TENANT_SCOPE_VIOLATION"
+    OS_WORK_ORDER_CONTRACT_VALIDATION_FAILED = "OS_WORK_ORDER_CONTRACT_VALIDATION_FAILED"
+    OS_WORK_ORDER_CANCEL_INVALID_STATE = "OS_WORK_ORDER_CANCEL_INVALID_STATE"
+    # Infrastructure (retriable).
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
+    WRITER_FENCED = "WRITER_FENCED"
+    CONCURRENT_APPEND = "CONCURRENT_APPEND"
+
+
+@dataclass(frozen=True)
+class ReasonPolicy:
+    """How the writer treats a message refused for this reason."""
+
+    blocks_aggregate: bool
+    retriable: bool = False
+
+
+# Input damage blocks the aggregate: applying later events over a hole would put its projection in a state
+# the engine never produced. Decisions that leave the aggregate consistent (a conflict keeps the original
+# row; a refused cancel changes nothing) do not block.
+_NON_BLOCKING = {
+    ReasonCode.IDEMPOTENCY_REPLAY,
+    ReasonCode.IDEMPOTENCY_CONFLICT,
+    ReasonCode.OS_WORK_ORDER_IDEMPOTENCY_REPLAY,
+    ReasonCode.OS_WORK_ORDER_CANCEL_INVALID_STATE,
+}
+_RETRIABLE = {
+    ReasonCode.DATABASE_UNAVAILABLE,
+    ReasonCode.BROKER_UNAVAILABLE,
+    ReasonCode.WRITER_FENCED,
+    ReasonCode.CONCURRENT_APPEND,
+}
+
+
+def policy(code: ReasonCode) -> ReasonPolicy:
+    """The writer's policy for ``code``."""
+    return ReasonPolicy(blocks_aggregate=code not in _NON_BLOCKING, retriable=code in _RETRIABLE)
+
+
+class SeleneError(Exception):
+    """Base of every error this project raises on purpose; carries a reason code."""
+
+    reason_code: ReasonCode = ReasonCode.EVENT_SCHEMA_INVALID
+
+    def __init__(self, message: str, reason_code: ReasonCode | None = None) -> None:
+        if reason_code is not None:
+            self.reason_code = reason_code
+        super().__init__(f"{self.reason_code}: {message}")
+        self.detail = message
+
+    @property
+    def retriable(self) -> bool:
+        return policy(self.reason_code).retriable
+
+
+class ContractViolation(SeleneError):
+    """An event does not satisfy its contract (decode, schema, size, tenant, key)."""
+
+
+class AppendOnlyViolation(SeleneError):
+    """A ledger row was about to be changed or removed; the database refused."""
+
+    reason_code = ReasonCode.PH1_J_AUDIT_APPEND_ONLY_VIOLATION
+
+
+class TenantScopeViolation(SeleneError):
+    """A read or write crossed a tenant boundary; the database refused or found nothing."""
+
+    reason_code = ReasonCode.TENANT_SCOPE_VIOLATION
+
+
+class RetriableError(SeleneError):
+    """The database or broker was unavailable, or this writer was fenced: the batch may be retried."""
+
+    reason_code = ReasonCode.DATABASE_UNAVAILABLE
+
+
+class WriterFenced(RetriableError):
+    """Another consumer now owns a partition of this batch; the batch must be dropped, not committed."""
+
+    reason_code = ReasonCode.WRITER_FENCED

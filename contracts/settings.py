@@ -1,0 +1,142 @@
+"""Settings shared by the publisher, the writer, the replay and the CLI, read from the environment.
+
+Every setting has a default that points at the local services started by ``selene-ledger services up``
+(loopback only), so a fresh checkout works without configuration; a deployment overrides them with
+``SELENE_*`` variables. Only the standard library is used: contracts/ depends on nothing of ours.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote, urlsplit, urlunsplit
+
+LOCAL_KAFKA_PORT = 19092
+LOCAL_KAFKA_CONTROLLER_PORT = 19093
+LOCAL_POSTGRES_PORT = 55432
+LOCAL_DATABASE = "selene"
+
+# Local development passwords. They guard only loopback services started by this project; a deployment
+# supplies its own URLs through the environment.
+ROLE_PASSWORDS: Mapping[str, str] = {
+    "selene_owner": "selene_owner_local",
+    "selene_writer": "selene_writer_local",
+    "selene_reader": "selene_reader_local",
+    "selene_operator": "selene_operator_local",
+}
+LOCAL_ADMIN_USER = "postgres"
+LOCAL_ADMIN_PASSWORD = "selene_admin_local"
+
+
+def role_url(base_url: str, role: str, password: str) -> str:
+    """The same server and database as ``base_url``, logged in as ``role``."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{quote(role)}:{quote(password)}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def local_database_url(role: str, port: int = LOCAL_POSTGRES_PORT) -> str:
+    """URL of the local PostgreSQL as one of the project's roles (or the admin)."""
+    password = LOCAL_ADMIN_PASSWORD if role == LOCAL_ADMIN_USER else ROLE_PASSWORDS[role]
+    return f"postgresql://{role}:{quote(password)}@127.0.0.1:{port}/{LOCAL_DATABASE}"
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """Transport security for Kafka clients; PLAINTEXT on loopback by default."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    def client_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for aiokafka clients."""
+        kwargs: dict[str, object] = {"security_protocol": self.protocol}
+        if self.protocol in ("SSL", "SASL_SSL"):
+            import ssl
+
+            kwargs["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password
+        return kwargs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the services are and how the pipeline is tuned."""
+
+    kafka_bootstrap_servers: str = f"127.0.0.1:{LOCAL_KAFKA_PORT}"
+    database_url: str = field(default_factory=lambda: local_database_url("selene_writer"), repr=False)
+    database_owner_url: str = field(default_factory=lambda: local_database_url("selene_owner"), repr=False)
+    database_reader_url: str = field(default_factory=lambda: local_database_url("selene_reader"), repr=False)
+    database_operator_url: str = field(
+        default_factory=lambda: local_database_url("selene_operator"), repr=False
+    )
+    database_admin_url: str | None = field(
+        default_factory=lambda: local_database_url(LOCAL_ADMIN_USER), repr=False
+    )
+    topic_prefix: str = "selene."
+    topic_partitions: int = 3
+    replication_factor: int = 1
+    consumer_group: str = "selene-ledger-writer"
+    max_event_bytes: int = 65536
+    batch_max_records: int = 2000
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``SELENE_*`` variables; anything unset keeps its local default.
+
+        When only ``SELENE_DATABASE_URL`` is given, the other role URLs are derived from it (same server
+        and database, the project's role names and local passwords) unless they are set too.
+        """
+        env = os.environ if environ is None else environ
+        base = cls()
+        db = env.get("SELENE_DATABASE_URL")
+        derived: dict[str, str | None] = {}
+        if db:
+            derived = {
+                "database_url": db,
+                "database_owner_url": role_url(db, "selene_owner", ROLE_PASSWORDS["selene_owner"]),
+                "database_reader_url": role_url(db, "selene_reader", ROLE_PASSWORDS["selene_reader"]),
+                "database_operator_url": role_url(
+                    db, "selene_operator", ROLE_PASSWORDS["selene_operator"]
+                ),
+                "database_admin_url": None,
+            }
+        explicit = {
+            "database_owner_url": env.get("SELENE_DATABASE_OWNER_URL"),
+            "database_reader_url": env.get("SELENE_DATABASE_READER_URL"),
+            "database_operator_url": env.get("SELENE_DATABASE_OPERATOR_URL"),
+            "database_admin_url": env.get("SELENE_DATABASE_ADMIN_URL"),
+        }
+        derived.update({k: v for k, v in explicit.items() if v})
+        security = KafkaSecurity(
+            protocol=env.get("SELENE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+            sasl_mechanism=env.get("SELENE_KAFKA_SASL_MECHANISM") or None,
+            sasl_username=env.get("SELENE_KAFKA_SASL_USERNAME") or None,
+            sasl_password=env.get("SELENE_KAFKA_SASL_PASSWORD") or None,
+            ssl_cafile=env.get("SELENE_KAFKA_SSL_CAFILE") or None,
+        )
+        return replace(
+            base,
+            kafka_bootstrap_servers=env.get("SELENE_KAFKA_BOOTSTRAP_SERVERS", base.kafka_bootstrap_servers),
+            topic_prefix=env.get("SELENE_TOPIC_PREFIX", base.topic_prefix),
+            topic_partitions=int(env.get("SELENE_TOPIC_PARTITIONS", base.topic_partitions)),
+            replication_factor=int(env.get("SELENE_TOPIC_REPLICATION_FACTOR", base.replication_factor)),
+            consumer_group=env.get("SELENE_CONSUMER_GROUP", base.consumer_group),
+            max_event_bytes=int(env.get("SELENE_MAX_EVENT_BYTES", base.max_event_bytes)),
+            batch_max_records=int(env.get("SELENE_BATCH_MAX_RECORDS", base.batch_max_records)),
+            kafka_security=security,
+            **derived,  # type: ignore[arg-type]
+        )

@@ -1,0 +1,57 @@
+"""A lint of the live catalog: the rules hold for every table, including tables added later."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+pytestmark = pytest.mark.integration
+APP_ROLES = ("selene_writer", "selene_reader", "selene_operator")
+SCHEMAS = ("os_core", "conversation", "os_process", "selene_ops", "selene_shadow")
+
+TENANT_TABLES = """
+SELECT c.oid::regclass::text AS tbl, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])
+"""
+
+
+async def test_every_tenant_table_has_rls_enabled_and_forced(operator_db: asyncpg.Connection) -> None:
+    rows = await operator_db.fetch(TENANT_TABLES, list(SCHEMAS))
+    assert len(rows) >= 8  # ledgers, projections, shadows, dead letters
+    bad = [r["tbl"] for r in rows if not (r["enabled"] and r["forced"])]
+    assert bad == []
+
+
+async def test_application_roles_own_nothing_and_cannot_bypass(operator_db: asyncpg.Connection) -> None:
+    roles = await operator_db.fetch(
+        "SELECT rolname, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = ANY($1)",
+        [*APP_ROLES, "selene_owner"],
+    )
+    assert {r["rolname"] for r in roles} == {*APP_ROLES, "selene_owner"}
+    for r in roles:
+        assert not (r["rolsuper"] or r["rolbypassrls"] or r["rolcreaterole"] or r["rolcreatedb"]), r["rolname"]
+    owned = await operator_db.fetch(
+        "SELECT c.oid::regclass::text AS tbl, pg_get_userbyid(c.relowner) AS owner FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY($1::text[]) "
+        "AND pg_get_userbyid(c.relowner) = ANY($2::text[])",
+        list(SCHEMAS), list(APP_ROLES),
+    )
+    assert owned == []
+
+
+async def test_ledgers_grant_no_update_delete_truncate(operator_db: asyncpg.Connection) -> None:
+    ledgers = await operator_db.fetch(
+        "SELECT DISTINCT tgrelid::regclass::text AS tbl FROM pg_trigger WHERE tgname = 'append_only_row'"
+    )
+    assert {r["tbl"] for r in ledgers} >= {"os_core.audit_events", "conversation.conversation_ledger"}
+    for r in ledgers:
+        for role in APP_ROLES:
+            for priv in ("UPDATE", "DELETE", "TRUNCATE"):
+                assert not await operator_db.fetchval("SELECT has_table_privilege($1, $2, $3)", role, r["tbl"], priv)
+    # ENABLE ALWAYS: tgenabled = 'A' for every append-only trigger.
+    modes = await operator_db.fetch(
+        "SELECT tgrelid::regclass::text AS tbl, tgname, tgenabled FROM pg_trigger WHERE tgname LIKE 'append_only_%'"
+    )
+    assert modes and all(m["tgenabled"] in ("A", b"A") for m in modes)
