@@ -23,9 +23,11 @@ async def run_demo(settings: Settings, *, tenants: int, events: int) -> int:
     started = time.monotonic()
     await ensure_topics(settings)
     workload = build(tenants=tenants, events=events)
-    print(f"workload: {tenants} tenants, {len(workload.foundation)} identity/device/session events, "
-          f"{len(workload.events)} conversation and audit events, {len(workload.duplicates)} duplicates, "
-          f"{len(workload.bad)} bad records")
+    print(
+        f"workload: {tenants} tenants, {len(workload.foundation)} identity/device/session events, "
+        f"{len(workload.events)} conversation and audit events, {len(workload.duplicates)} duplicates, "
+        f"{len(workload.bad)} bad records"
+    )
     before = await _drain(settings)  # whatever an earlier run left on the topics, so the summary is this run's
     async with Publisher(settings) as publisher:
         published, refused = await publisher.publish_many(workload.foundation)
@@ -53,21 +55,27 @@ async def run_demo(settings: Settings, *, tenants: int, events: int) -> int:
     print(f"  published (acknowledged by Kafka)   {len(published)}")
     print(f"  refused by the publisher            {len(refused)}")
     print(f"  bad records sent around it          {len(workload.bad)}")
-    print(f"  consumed by the writer              {result.consumed}" + (f"  (plus {before.result.consumed} left over "
-                                                                           "from earlier runs)" if before.result.consumed else ""))
+    print(
+        f"  consumed by the writer              {result.consumed}"
+        + (f"  (plus {before.result.consumed} left over from earlier runs)" if before.result.consumed else "")
+    )
     print(f"  appended to ledgers                 {result.appended}")
     print(f"  deduplicated (counted no-ops)       {result.deduplicated}")
     print(f"  dead-lettered                       {result.dead_total}")
     for reason, n in sorted(got.items()):
         print(f"    {reason:<34}{n}")
     print("  rows now in ledgers                 " + ", ".join(f"{k} {v}" for k, v in rows.items()))
-    print(f"  consumed = appended + deduplicated + dead-lettered: "
-          f"{result.consumed} = {result.appended} + {result.deduplicated} + {result.dead_total} "
-          f"-> {'yes' if adds_up else 'NO'}")
+    print(
+        f"  consumed = appended + deduplicated + dead-lettered: "
+        f"{result.consumed} = {result.appended} + {result.deduplicated} + {result.dead_total} "
+        f"-> {'yes' if adds_up else 'NO'}"
+    )
     matches = consumed_ok = result.consumed == sent
     for reason, n in expected.items():
         matches = matches and got.get(reason, 0) >= n
-    print(f"  every record sent was consumed: {'yes' if consumed_ok else 'NO'}; "
-          f"every bad class dead-lettered with its reason: {'yes' if matches else 'NO'}")
+    print(
+        f"  every record sent was consumed: {'yes' if consumed_ok else 'NO'}; "
+        f"every bad class dead-lettered with its reason: {'yes' if matches else 'NO'}"
+    )
     print(f"  time {time.monotonic() - started:.1f}s")
     return 0 if adds_up and matches else 1

@@ -12,14 +12,14 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from cli import services_cmd
 from contracts.settings import Settings
 
-Handler = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
 def _json_default(value: Any) -> Any:
@@ -76,13 +76,16 @@ async def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     from producers.publisher import Publisher
 
-    source = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")  # noqa: SIM115
+    # The input is read once, before any I/O of ours starts: blocking here costs nothing.
+    source = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")  # noqa: SIM115, ASYNC230
     with source:
         lines = [line.strip() for line in source if line.strip()]
     async with Publisher(settings) as publisher:
         published, refused = await publisher.publish_raw(lines)
     for p in published:
-        print(f"accepted {p.event.event_id} {p.event.ledger}/{p.event.event_type} -> {p.topic}[{p.partition}]@{p.offset}")
+        print(
+            f"accepted {p.event.event_id} {p.event.ledger}/{p.event.event_type} -> {p.topic}[{p.partition}]@{p.offset}"
+        )
     for r in refused:
         print(f"rejected line {r.index + 1}: {r.reason_code}: {r.detail}")
     print(f"{len(published)} accepted, {len(refused)} rejected")
@@ -98,7 +101,9 @@ async def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     writer = LedgerWriter(settings)
     stats = await writer.run(
-        until_caught_up=args.until_caught_up, stop=stop, progress=_progress("writer"),
+        until_caught_up=args.until_caught_up,
+        stop=stop,
+        progress=_progress("writer"),
         idle_timeout=args.idle_timeout,
     )
     print(file=sys.stderr)
@@ -119,15 +124,18 @@ async def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         conn = await connect(settings.database_operator_url)
         try:
             if args.action == "list":
-                rows = await deadletters.list_dead_letters(conn, status=args.status, reason=args.reason,
-                                                           limit=args.limit)
+                rows = await deadletters.list_dead_letters(
+                    conn, status=args.status, reason=args.reason, limit=args.limit
+                )
                 if args.json:
                     _print_json(rows)
                 else:
                     for r in rows:
-                        print(f"{r['dead_letter_id']:>6} {r['status']:<9} {r['reason_code']:<32} "
-                              f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']} "
-                              f"{r['aggregate_key'] or '-'}  {r['error_detail']}")
+                        print(
+                            f"{r['dead_letter_id']:>6} {r['status']:<9} {r['reason_code']:<32} "
+                            f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']} "
+                            f"{r['aggregate_key'] or '-'}  {r['error_detail']}"
+                        )
                 return 0
             row = await deadletters.show(conn, args.id)
             if row is None:
@@ -155,9 +163,11 @@ async def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         failed = 0
         for topic, key in targets:
             report = await deadletters.redrive(conn, pipeline, topic, key)
-            print(f"{topic} {key}: re-driven {report.redriven}, still blocked {report.still_blocked}, "
-                  f"rejected {report.rejected}" + (f" (first failure: {report.first_failure})"
-                                                   if report.first_failure else ""))
+            print(
+                f"{topic} {key}: re-driven {report.redriven}, still blocked {report.still_blocked}, "
+                f"rejected {report.rejected}"
+                + (f" (first failure: {report.first_failure})" if report.first_failure else "")
+            )
             failed += report.still_blocked > 0
         return 1 if failed else 0
     finally:
@@ -255,8 +265,11 @@ HANDLERS: dict[str, Handler] = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if args.command == "services":
         return services_cmd.run(args)
     if args.command == "dlq" and args.action == "redrive" and not args.all and args.id is None:

@@ -45,14 +45,40 @@ class Workload:
 
 
 def _words(rng: random.Random, n: int) -> str:
-    vocab = ("order", "status", "remind", "meeting", "invoice", "delivery", "weather", "call", "note", "plan",
-             "approve", "schedule", "budget", "report", "travel", "room", "flight", "client", "draft", "review")
+    vocab = (
+        "order",
+        "status",
+        "remind",
+        "meeting",
+        "invoice",
+        "delivery",
+        "weather",
+        "call",
+        "note",
+        "plan",
+        "approve",
+        "schedule",
+        "budget",
+        "report",
+        "travel",
+        "room",
+        "flight",
+        "client",
+        "draft",
+        "review",
+    )
     return " ".join(rng.choice(vocab) for _ in range(n))
 
 
 def build(
-    *, tenants: int = 3, users_per_tenant: int = 3, events: int = 600, duplicate_ratio: float = 0.05,
-    bad: bool = True, seed: int = 7, run_id: str | None = None,
+    *,
+    tenants: int = 3,
+    users_per_tenant: int = 3,
+    events: int = 600,
+    duplicate_ratio: float = 0.05,
+    bad: bool = True,
+    seed: int = 7,
+    run_id: str | None = None,
 ) -> Workload:
     """A deterministic (for a seed) mix; ``run_id`` keeps ids of separate runs apart."""
     rng = random.Random(seed)
@@ -66,15 +92,47 @@ def build(
             user, device, session = f"u-{run}-{t}-{u}", f"d-{run}-{t}-{u}", f"s-{run}-{t}-{u}"
             corr = f"onboard-{user}"
             common = {"tenant_id": tenant, "correlation_id": corr, "occurred_at": base}
-            w.foundation.append(new_event(IdentityUpsertedEvent, engine_id="PH1.F", idempotency_key="identity",
-                                          payload={"reason_code": "IDENTITY_CREATED", "user_id": user,
-                                                   "display_name": f"User {u} of {tenant}"}, **common))
-            w.foundation.append(new_event(DeviceRegisteredEvent, engine_id="PH1.F", idempotency_key="device",
-                                          payload={"reason_code": "DEVICE_BOUND", "user_id": user,
-                                                   "device_id": device, "device_type": "PHONE"}, **common))
-            w.foundation.append(new_event(SessionOpenedEvent, engine_id="PH1.L", idempotency_key="session",
-                                          payload={"reason_code": "SESSION_OPENED", "user_id": user,
-                                                   "device_id": device, "session_id": session}, **common))
+            w.foundation.append(
+                new_event(
+                    IdentityUpsertedEvent,
+                    engine_id="PH1.F",
+                    idempotency_key="identity",
+                    payload={
+                        "reason_code": "IDENTITY_CREATED",
+                        "user_id": user,
+                        "display_name": f"User {u} of {tenant}",
+                    },
+                    **common,
+                )
+            )
+            w.foundation.append(
+                new_event(
+                    DeviceRegisteredEvent,
+                    engine_id="PH1.F",
+                    idempotency_key="device",
+                    payload={
+                        "reason_code": "DEVICE_BOUND",
+                        "user_id": user,
+                        "device_id": device,
+                        "device_type": "PHONE",
+                    },
+                    **common,
+                )
+            )
+            w.foundation.append(
+                new_event(
+                    SessionOpenedEvent,
+                    engine_id="PH1.L",
+                    idempotency_key="session",
+                    payload={
+                        "reason_code": "SESSION_OPENED",
+                        "user_id": user,
+                        "device_id": device,
+                        "session_id": session,
+                    },
+                    **common,
+                )
+            )
             users.append((tenant, user, device, session))
     for i in range(events):
         tenant, user, device, session = rng.choice(users)
@@ -82,19 +140,45 @@ def build(
         at = base + timedelta(milliseconds=i)
         if rng.random() < 0.6:
             text = _words(rng, rng.randint(20, 50))
-            ev = new_event(ConversationTurnEvent, tenant_id=tenant, engine_id="PH1.C", correlation_id=corr,
-                           turn_id=f"turn-{i}", idempotency_key=f"turn-{i}", occurred_at=at,
-                           payload={"speaker": rng.choice(["USER", "SELENE"]), "source": "VOICE", "text": text,
-                                    "user_id": user, "device_id": device, "session_id": session})
+            ev = new_event(
+                ConversationTurnEvent,
+                tenant_id=tenant,
+                engine_id="PH1.C",
+                correlation_id=corr,
+                turn_id=f"turn-{i}",
+                idempotency_key=f"turn-{i}",
+                occurred_at=at,
+                payload={
+                    "speaker": rng.choice(["USER", "SELENE"]),
+                    "source": "VOICE",
+                    "text": text,
+                    "user_id": user,
+                    "device_id": device,
+                    "session_id": session,
+                },
+            )
         else:
-            ev = new_event(AuditRecordedEvent, tenant_id=tenant, engine_id=rng.choice(["PH1.NLP", "PH1.X", "PH1.D"]),
-                           correlation_id=corr, turn_id=f"turn-{i}", idempotency_key=f"decision-{i}",
-                           occurred_at=at,
-                           payload={"reason_code": rng.choice(["NLP_INTENT_OK", "X_DIRECTIVE_ISSUED", "D_ROUTED"]),
-                                    "summary": _words(rng, 12), "user_id": user, "device_id": device,
-                                    "session_id": session,
-                                    "attributes": {"confidence": rng.randint(50, 99), "lang": "en",
-                                                   "model": rng.choice(["small", "large"])}})
+            ev = new_event(
+                AuditRecordedEvent,
+                tenant_id=tenant,
+                engine_id=rng.choice(["PH1.NLP", "PH1.X", "PH1.D"]),
+                correlation_id=corr,
+                turn_id=f"turn-{i}",
+                idempotency_key=f"decision-{i}",
+                occurred_at=at,
+                payload={
+                    "reason_code": rng.choice(["NLP_INTENT_OK", "X_DIRECTIVE_ISSUED", "D_ROUTED"]),
+                    "summary": _words(rng, 12),
+                    "user_id": user,
+                    "device_id": device,
+                    "session_id": session,
+                    "attributes": {
+                        "confidence": rng.randint(50, 99),
+                        "lang": "en",
+                        "model": rng.choice(["small", "large"]),
+                    },
+                },
+            )
         w.events.append(ev)
     w.duplicates = [rng.choice(w.events) for _ in range(int(events * duplicate_ratio))]
     if bad:
@@ -105,8 +189,8 @@ def build(
 def _bad_records(rng: random.Random, w: Workload, users: list[tuple[str, str, str, str]]) -> list[RawRecord]:
     """One record per bad-input class, then a good event held behind a bad one of its aggregate."""
     tenant = users[0][0]
-    other_tenant = users[-1][0]
     sample = rng.choice([e for e in w.events if e.ledger == "audit_events"])
+    other_tenant = next((u[0] for u in users if u[0] != sample.tenant_id), f"{sample.tenant_id}-other")
     good = sample.model_dump(mode="json")
 
     def doc(**changes: object) -> bytes:
@@ -124,15 +208,23 @@ def _bad_records(rng: random.Random, w: Workload, users: list[tuple[str, str, st
         RawRecord("audit_events", fresh("unknown"), doc(event_type="NOT_A_TYPE"), "EVENT_UNKNOWN_TYPE"),
         RawRecord("audit_events", fresh("nowhere"), doc(ledger="no_such_ledger"), "EVENT_UNKNOWN_LEDGER"),
         RawRecord("conversation_ledger", fresh("big"), b"{" + b" " * 70000 + b"}", "EVENT_OVERSIZE"),
-        RawRecord("audit_events", f"{other_tenant}/{sample.aggregate_id}".encode(), doc(),
-                  "EVENT_TENANT_MISMATCH"),
-        RawRecord("audit_events", fresh("no-tenant"),
-                  json.dumps({k: v for k, v in good.items() if k != "tenant_id"}).encode(), "EVENT_TENANT_MISSING"),
+        RawRecord("audit_events", f"{other_tenant}/{sample.aggregate_id}".encode(), doc(), "EVENT_TENANT_MISMATCH"),
+        RawRecord(
+            "audit_events",
+            fresh("no-tenant"),
+            json.dumps({k: v for k, v in good.items() if k != "tenant_id"}).encode(),
+            "EVENT_TENANT_MISSING",
+        ),
         RawRecord("audit_events", sample.kafka_key, doc(payload=conflict), "IDEMPOTENCY_CONFLICT"),
-        RawRecord("audit_events", held_key, doc(correlation_id=held_corr, turn_id=None, payload={"nope": 1}),
-                  "EVENT_SCHEMA_INVALID"),
-        RawRecord("audit_events", held_key, doc(correlation_id=held_corr, idempotency_key="held-1"),
-                  "HELD_BEHIND_DEAD_LETTER"),
+        RawRecord(
+            "audit_events",
+            held_key,
+            doc(correlation_id=held_corr, turn_id=None, payload={"nope": 1}),
+            "EVENT_SCHEMA_INVALID",
+        ),
+        RawRecord(
+            "audit_events", held_key, doc(correlation_id=held_corr, idempotency_key="held-1"), "HELD_BEHIND_DEAD_LETTER"
+        ),
     ]
 
 

@@ -17,9 +17,7 @@ _RETRIABLE_STATES = ("08", "57", "53", "40")
 
 async def init_connection(conn: asyncpg.Connection) -> None:
     """jsonb as Python objects (projection state); ledger payloads are passed pre-encoded as text."""
-    await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", encoder=_dumps, decoder=json.loads, format="text"
-    )
+    await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=_dumps, decoder=json.loads, format="text")
 
 
 def _dumps(value: Any) -> str:

@@ -107,7 +107,11 @@ async def redrive(conn: asyncpg.Connection, pipeline: Pipeline, topic: str, aggr
             return report
         records = [
             Record(
-                r["source_topic"], r["source_partition"], r["source_offset"], r["raw_key"], r["raw_value"],
+                r["source_topic"],
+                r["source_partition"],
+                r["source_offset"],
+                r["raw_key"],
+                r["raw_value"],
                 headers_from_json(r["headers"]),
                 int(r["kafka_timestamp"].timestamp() * 1000) if r["kafka_timestamp"] else None,
             )
@@ -127,7 +131,13 @@ async def redrive(conn: asyncpg.Connection, pipeline: Pipeline, topic: str, aggr
             if item.outcome in ("appended", "duplicate"):
                 report.redriven += 1
                 verdicts.append(
-                    (row["dead_letter_id"], "REDRIVEN", row["reason_code"], row["error_detail"], f"re-driven: {item.outcome}")
+                    (
+                        row["dead_letter_id"],
+                        "REDRIVEN",
+                        row["reason_code"],
+                        row["error_detail"],
+                        f"re-driven: {item.outcome}",
+                    )
                 )
             else:
                 status = item.status or "OPEN"

@@ -104,7 +104,8 @@ class LedgerTable:
         )
         self.queries["read_ordered"] = (
             f"SELECT {self.spec.id_column} AS ledger_id, {', '.join(names)} FROM {self.spec.table} "
-            f"WHERE {self.spec.id_column} > $1 ORDER BY {self.spec.id_column} LIMIT $2"
+            f"WHERE {self.spec.id_column} > $1 AND ($3::text IS NULL OR tenant_id = $3) "
+            f"ORDER BY {self.spec.id_column} LIMIT $2"
         )
 
     @property
@@ -141,7 +142,9 @@ class LedgerTable:
     async def existing(self, conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> list[ExistingRow]:
         """Rows already appended that share an event id or a scoped idempotency key with ``rows``."""
         scoped = [s for s in (self.scope(r) for r in rows) if s is not None]
-        scope_arrays = [list(c) for c in zip(*scoped, strict=True)] if scoped else [[] for _ in self.spec.idempotency_scope]
+        scope_arrays = (
+            [list(c) for c in zip(*scoped, strict=True)] if scoped else [[] for _ in self.spec.idempotency_scope]
+        )
         records = await conn.fetch(
             self.queries["existing"],
             [r.values["tenant_id"] for r in rows],

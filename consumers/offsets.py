@@ -60,21 +60,19 @@ class OffsetStore:
         self.group = group
         self.owner_id = owner_id
 
-    async def claim(self, conn: asyncpg.Connection, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, Claim]:
+    async def claim(
+        self, conn: asyncpg.Connection, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, Claim]:
         parts = sorted(partitions)
         if not parts:
             return {}
-        rows = await conn.fetch(
-            CLAIM, self.group, [t for t, _ in parts], [p for _, p in parts], self.owner_id
-        )
+        rows = await conn.fetch(CLAIM, self.group, [t for t, _ in parts], [p for _, p in parts], self.owner_id)
         return {
             (r["topic"], r["partition"]): Claim(r["topic"], r["partition"], r["next_offset"], r["fence_epoch"])
             for r in rows
         }
 
-    async def lock(
-        self, conn: asyncpg.Connection, claims: Iterable[Claim]
-    ) -> dict[TopicPartition, int]:
+    async def lock(self, conn: asyncpg.Connection, claims: Iterable[Claim]) -> dict[TopicPartition, int]:
         """Lock the rows of partitions still ours; returns their stored next offsets (others are lost)."""
         cl = sorted(claims, key=lambda c: (c.topic, c.partition))
         rows = await conn.fetch(

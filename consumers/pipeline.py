@@ -222,8 +222,9 @@ class Pipeline:
                     blocked.add(agg)
                 continue
             if agg in blocked:
-                item.dead(ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter",
-                          "HELD")
+                item.dead(
+                    ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter", "HELD"
+                )
                 continue
             assert item.event is not None and item.row is not None
             table = self.ledger_tables[item.event.ledger]
@@ -245,11 +246,11 @@ class Pipeline:
             to_insert.setdefault(item.event.ledger, []).append(item.row)
 
         ids: dict[uuid.UUID, int] = {}
-        for ledger, rows in to_insert.items():
-            inserted = await self.ledger_tables[ledger].insert(conn, rows)
-            if len(inserted) != len(rows):
+        for ledger, pending in to_insert.items():
+            inserted = await self.ledger_tables[ledger].insert(conn, pending)
+            if len(inserted) != len(pending):
                 raise RetriableError(
-                    f"{len(rows) - len(inserted)} rows of {ledger} were appended concurrently by another writer",
+                    f"{len(pending) - len(inserted)} rows of {ledger} were appended concurrently by another writer",
                     ReasonCode.CONCURRENT_APPEND,
                 )
             ids.update(inserted)
@@ -267,8 +268,9 @@ class Pipeline:
         for item in items:
             agg = (item.record.topic, item.aggregate_key or "")
             if item.outcome == "pending" and agg in blocked:
-                item.dead(ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter",
-                          "HELD")
+                item.dead(
+                    ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter", "HELD"
+                )
             elif item.outcome == "pending":
                 try:
                     async with conn.transaction():
@@ -320,12 +322,12 @@ class Pipeline:
         )
 
     # -- helpers ----------------------------------------------------------------------------------------
-    async def _existing(self, conn: asyncpg.Connection, items: Sequence[Item]) -> dict[str, Any]:
+    async def _existing(self, conn: asyncpg.Connection, items: Sequence[Item]) -> dict[Any, bytes]:
         by_ledger: dict[str, list[LedgerRow]] = {}
         for i in items:
             if i.row is not None and i.outcome == "pending":
                 by_ledger.setdefault(i.row.event.ledger, []).append(i.row)
-        found: dict[str, Any] = {}
+        found: dict[Any, bytes] = {}
         for ledger, rows in by_ledger.items():
             for ex in await self.ledger_tables[ledger].existing(conn, rows):
                 found[(ledger, "uuid", ex.event_uuid)] = ex.content_sha256
@@ -333,12 +335,10 @@ class Pipeline:
                     found[(ledger, "scope", ex.scope)] = ex.content_sha256
         return found
 
-    def _is_duplicate(
-        self, item: Item, table: LedgerTable, existing: dict[Any, bytes], seen: dict[Any, bytes]
-    ) -> bool:
+    def _is_duplicate(self, item: Item, table: LedgerTable, existing: dict[Any, bytes], seen: dict[Any, bytes]) -> bool:
         assert item.row is not None and item.event is not None
         ledger = item.event.ledger
-        keys = [(ledger, "uuid", item.event.event_id)]
+        keys: list[tuple[str, str, Any]] = [(ledger, "uuid", item.event.event_id)]
         scope = table.scope(item.row)
         if scope is not None:
             keys.append((ledger, "scope", scope))

@@ -64,8 +64,9 @@ async def live_tenants(operator: asyncpg.Connection, pipeline: Pipeline) -> list
     return sorted(tenants)
 
 
-async def swap_in(writer: asyncpg.Connection, operator: asyncpg.Connection, pipeline: Pipeline,
-                  tenant: str | None) -> None:
+async def swap_in(
+    writer: asyncpg.Connection, operator: asyncpg.Connection, pipeline: Pipeline, tenant: str | None
+) -> None:
     """Replace live rows by shadow rows (all tenants, or one), in the caller's transaction on ``writer``."""
     tenants = [tenant] if tenant else await live_tenants(operator, pipeline)
     await writer.execute(SET_TENANT_SCOPE, ",".join(tenants))
@@ -85,17 +86,19 @@ class Rebuilder:
         self.page = page
         self.positions: dict[str, int] = {}
 
-    async def catch_up(self, operator: asyncpg.Connection, writer: asyncpg.Connection,
-                       progress: Progress | None = None) -> None:
+    async def catch_up(
+        self, operator: asyncpg.Connection, writer: asyncpg.Connection, progress: Progress | None = None
+    ) -> None:
         """Apply every ledger row not yet applied, ledger by ledger, in id order."""
         started = time.monotonic()
         for table in consumed_ledgers(self.pipeline):
             while True:
-                rows = await operator.fetch(table.queries["read_ordered"], self.positions.get(table.spec.name, 0),
-                                            self.page)
+                rows = await operator.fetch(
+                    table.queries["read_ordered"], self.positions.get(table.spec.name, 0), self.page, self.tenant
+                )
                 if not rows:
                     break
-                events = [(event_from_row(table, r), r["ledger_id"]) for r in rows]
+                events = [(event_from_row(table, dict(r)), r["ledger_id"]) for r in rows]
                 async with writer.transaction():
                     await self.builder.apply(writer, events)
                 self.positions[table.spec.name] = rows[-1]["ledger_id"]
@@ -129,5 +132,3 @@ class Rebuilder:
         result.events, result.per_ledger, result.refused = stats.events, dict(stats.per_ledger), stats.refused
         result.seconds = time.monotonic() - started
         return result
-
-

@@ -108,13 +108,15 @@ class ShadowBuilder:
         await self.pipeline._save(conn, view, ids, shadow=True)
 
 
-async def compare(conn: asyncpg.Connection, tables: Sequence[TableSpec], tenant: str | None = None
-                  ) -> list[TableComparison]:
+async def compare(
+    conn: asyncpg.Connection, tables: Sequence[TableSpec], tenant: str | None = None
+) -> list[TableComparison]:
     """Shadow vs live for each table, in the caller's snapshot (use REPEATABLE READ for a moving writer)."""
     out = []
     for t in tables:
         live = await conn.fetchrow(DIGEST.format(table=t.name), tenant)
         shadow = await conn.fetchrow(DIGEST.format(table=t.shadow), tenant)
+        assert live is not None and shadow is not None
         cmp = TableComparison(t.name, live["n"], shadow["n"], live["digest"], shadow["digest"])
         if not cmp.equal:
             keys = ", ".join(t.key)

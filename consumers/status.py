@@ -29,7 +29,8 @@ class PartitionLag:
 async def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
     """The log end offset of every partition of ``topics`` (no group, nothing committed)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
         **settings.kafka_security.client_kwargs(),
     )
     await consumer.start()
@@ -66,8 +67,13 @@ async def status(settings: Settings, conn: asyncpg.Connection) -> dict[str, Any]
     lags = await lag(settings, conn)
     return {
         "lag": [
-            {"topic": x.topic, "partition": x.partition, "end_offset": x.end_offset,
-             "stored_offset": x.stored_offset, "lag": x.lag}
+            {
+                "topic": x.topic,
+                "partition": x.partition,
+                "end_offset": x.end_offset,
+                "stored_offset": x.stored_offset,
+                "lag": x.lag,
+            }
             for x in lags
         ],
         "total_lag": sum(x.lag for x in lags),

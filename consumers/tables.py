@@ -79,7 +79,8 @@ class TableSpec:
             return {}
         columns = [list(col) for col in zip(*keys, strict=True)]
         records = await conn.fetch(self.queries[f"load:{self._target(shadow)}"], *columns)
-        return {self.row_key(r): dict(r) for r in records}
+        rows = [dict(r) for r in records]
+        return {self.row_key(r): r for r in rows}
 
     async def save(
         self, conn: asyncpg.Connection, rows: Mapping[tuple[Any, ...], Row | None], *, shadow: bool = False

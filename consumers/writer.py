@@ -15,8 +15,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -88,6 +89,8 @@ class LedgerWriter:
         self.claims: dict[tuple[str, int], Claim] = {}
         self.positions: dict[tuple[str, int], int] = {}
         self.stats = WriterStats()
+        # A pause point for fault drills (a zombie paused between fetch and write); None in production.
+        self.before_write: Callable[[], Awaitable[None]] | None = None
         self._pool: asyncpg.Pool | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -98,8 +101,8 @@ class LedgerWriter:
         delay = 0.2
         while True:
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    claims = await self.offsets.claim(conn, parts)
+                async with self._pool.acquire() as proxy, proxy.transaction():
+                    claims = await self.offsets.claim(_conn(proxy), parts)
                 break
             except Exception as exc:
                 if not is_retriable(exc):
@@ -153,7 +156,9 @@ class LedgerWriter:
                     idle_since = time.monotonic()
                     async with self.lock:
                         await self._process(records)
-                elif (until_caught_up and await self._caught_up()) or (idle_timeout is not None and time.monotonic() - idle_since > idle_timeout):
+                elif (until_caught_up and await self._caught_up()) or (
+                    idle_timeout is not None and time.monotonic() - idle_since > idle_timeout
+                ):
                     break
                 if progress and time.monotonic() - last_report >= progress_every:
                     progress(self.stats)
@@ -178,6 +183,8 @@ class LedgerWriter:
         assert self._pool is not None
         delay = 0.1
         while True:
+            if self.before_write is not None:
+                await self.before_write()
             mine = [r for r in records if (r.topic, r.partition) in self.claims]
             if not mine:
                 return
@@ -200,13 +207,16 @@ class LedgerWriter:
         assert self._pool is not None
         parts = {(r.topic, r.partition) for r in records}
         claims = {tp: self.claims[tp] for tp in parts}
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as proxy, proxy.transaction():
+            conn = _conn(proxy)
             stored = await self.offsets.lock(conn, claims.values())
             for tp in parts - stored.keys():  # fenced: another consumer owns it now
                 self.claims.pop(tp, None)
                 self.stats.fenced_partitions += 1
                 log.warning("partition %s moved to another consumer; dropping its records", tp)
-            todo = [r for r in records if (r.topic, r.partition) in stored and r.offset >= stored[(r.topic, r.partition)]]
+            todo = [
+                r for r in records if (r.topic, r.partition) in stored and r.offset >= stored[(r.topic, r.partition)]
+            ]
             items = self.pipeline.decode(todo)
             try:
                 async with conn.transaction():
@@ -231,6 +241,11 @@ class LedgerWriter:
             await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in advanced.items()})
         except (KafkaError, AssertionError) as exc:
             log.info("kafka offset commit skipped (%s); PostgreSQL has the offsets", exc)
+
+
+def _conn(proxy: object) -> asyncpg.Connection:
+    """A pooled connection as the Connection it proxies (asyncpg's stubs type them apart)."""
+    return cast(asyncpg.Connection, proxy)
 
 
 def _next_offsets(items: Sequence[Item]) -> dict[tuple[str, int], int]:

@@ -101,9 +101,7 @@ class Decoder:
         except ValidationError as exc:
             raise _classify(exc) from exc
 
-    def check_transport(
-        self, event: LedgerEvent, topic: str, key: bytes | None, headers: Headers, prefix: str
-    ) -> None:
+    def check_transport(self, event: LedgerEvent, topic: str, key: bytes | None, headers: Headers, prefix: str) -> None:
         """The Kafka record must agree with the event it carries: topic, key (tenant/aggregate), headers."""
         spec = event.spec
         if topic != spec.topic(prefix):
@@ -113,9 +111,7 @@ class Decoder:
             )
         key_tenant, _ = split_key(key)
         header_tenant = next((v for k, v in headers if k == HEADER_TENANT), None)
-        if key_tenant != event.tenant_id or (
-            header_tenant is not None and header_tenant != event.tenant_id.encode()
-        ):
+        if key_tenant != event.tenant_id or (header_tenant is not None and header_tenant != event.tenant_id.encode()):
             raise ContractViolation(
                 f"tenant {event.tenant_id!r} does not match the record's key {key!r} or tenant header",
                 spec.tenant_violation,

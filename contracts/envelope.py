@@ -117,14 +117,13 @@ def register_event(
     spec: LedgerSpec, event_type: str, payload: type[Payload], schema_versions: tuple[int, ...] = (1,)
 ) -> type[LedgerEvent]:
     """Declare an event type of a ledger and build its envelope model."""
-    model: type[LedgerEvent] = create_model(
-        f"{payload.__name__}Event",
-        __base__=LedgerEvent,
-        ledger=(Literal[spec.name], ...),
-        event_type=(Literal[event_type], ...),
-        schema_version=(Literal[schema_versions], ...),
-        payload=(payload, ...),
-    )
+    fields: dict[str, Any] = {
+        "ledger": (Literal[spec.name], ...),
+        "event_type": (Literal[event_type], ...),
+        "schema_version": (Literal[schema_versions], ...),
+        "payload": (payload, ...),
+    }
+    model: type[LedgerEvent] = create_model(f"{payload.__name__}Event", __base__=LedgerEvent, **fields)
     model.spec = spec
     entry = EventType(spec=spec, name=event_type, payload=payload, model=model)
     EVENT_TYPES[entry.tag] = entry
@@ -147,4 +146,3 @@ def new_event(model: type[LedgerEvent], **fields: Any) -> LedgerEvent:
     fields.setdefault("ledger", model.model_fields["ledger"].annotation.__args__[0])  # type: ignore[union-attr]
     fields.setdefault("event_type", model.model_fields["event_type"].annotation.__args__[0])  # type: ignore[union-attr]
     return model.model_validate(fields, strict=False)
-

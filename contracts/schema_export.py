@@ -20,8 +20,14 @@ def export(directory: Path) -> list[Path]:
         schema["$id"] = f"selene-ledger/{entry.spec.name}/{entry.name}"
         target.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
         written.append(target)
-        index.append({"ledger": entry.spec.name, "event_type": entry.name, "table": entry.spec.table,
-                      "schema": str(target.relative_to(directory))})
+        index.append(
+            {
+                "ledger": entry.spec.name,
+                "event_type": entry.name,
+                "table": entry.spec.table,
+                "schema": str(target.relative_to(directory)),
+            }
+        )
     (directory / "index.json").write_text(json.dumps(index, indent=2) + "\n")
     written.append(directory / "index.json")
     return written

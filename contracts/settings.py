@@ -79,12 +79,8 @@ class Settings:
     database_url: str = field(default_factory=lambda: local_database_url("selene_writer"), repr=False)
     database_owner_url: str = field(default_factory=lambda: local_database_url("selene_owner"), repr=False)
     database_reader_url: str = field(default_factory=lambda: local_database_url("selene_reader"), repr=False)
-    database_operator_url: str = field(
-        default_factory=lambda: local_database_url("selene_operator"), repr=False
-    )
-    database_admin_url: str | None = field(
-        default_factory=lambda: local_database_url(LOCAL_ADMIN_USER), repr=False
-    )
+    database_operator_url: str = field(default_factory=lambda: local_database_url("selene_operator"), repr=False)
+    database_admin_url: str | None = field(default_factory=lambda: local_database_url(LOCAL_ADMIN_USER), repr=False)
     topic_prefix: str = "selene."
     topic_partitions: int = 3
     replication_factor: int = 1
@@ -109,9 +105,7 @@ class Settings:
                 "database_url": db,
                 "database_owner_url": role_url(db, "selene_owner", ROLE_PASSWORDS["selene_owner"]),
                 "database_reader_url": role_url(db, "selene_reader", ROLE_PASSWORDS["selene_reader"]),
-                "database_operator_url": role_url(
-                    db, "selene_operator", ROLE_PASSWORDS["selene_operator"]
-                ),
+                "database_operator_url": role_url(db, "selene_operator", ROLE_PASSWORDS["selene_operator"]),
                 "database_admin_url": None,
             }
         explicit = {

@@ -95,9 +95,7 @@ class Publisher:
         md = await self._producer.send_and_wait(topic, value, key=key, headers=headers)
         return Published(event, md.topic, md.partition, md.offset)
 
-    async def publish_many(
-        self, events: Iterable[LedgerEvent]
-    ) -> tuple[list[Published], list[Refused]]:
+    async def publish_many(self, events: Iterable[LedgerEvent]) -> tuple[list[Published], list[Refused]]:
         """Validate all, send the valid ones pipelined, return once Kafka acknowledged each of them."""
         futures: list[tuple[LedgerEvent, asyncio.Future[object]]] = []
         refused: list[Refused] = []

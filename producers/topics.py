@@ -42,8 +42,12 @@ async def ensure_topics(settings: Settings) -> list[str]:
         config = dict(LEDGER_TOPIC_CONFIG)
         config["min.insync.replicas"] = str(max(1, min(2, settings.replication_factor - 1)))
         missing = [
-            NewTopic(spec.topic(settings.topic_prefix), settings.topic_partitions, settings.replication_factor,
-                     topic_configs=config)
+            NewTopic(
+                spec.topic(settings.topic_prefix),
+                settings.topic_partitions,
+                settings.replication_factor,
+                topic_configs=config,
+            )
             for spec in LEDGERS.values()
             if spec.topic(settings.topic_prefix) not in existing
         ]
@@ -66,6 +70,8 @@ async def list_topics(settings: Settings) -> list[TopicInfo]:
         names = {spec.topic(settings.topic_prefix): spec.name for spec in LEDGERS.values()}
         described = await admin.describe_topics(list(names))
         counts = {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
-        return [TopicInfo(ledger, topic, counts.get(topic)) for topic, ledger in sorted(names.items(), key=lambda x: x[1])]
+        return [
+            TopicInfo(ledger, topic, counts.get(topic)) for topic, ledger in sorted(names.items(), key=lambda x: x[1])
+        ]
     finally:
         await admin.close()

@@ -19,10 +19,20 @@ SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
 
 def audit_row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") -> dict[str, Any]:
     return {
-        "event_uuid": uuid.uuid4(), "tenant_id": tenant, "engine_id": "PH1.J", "event_type": "AUDIT_RECORDED",
-        "reason_code": "TEST_REASON", "schema_version": 1, "correlation_id": correlation, "turn_id": None,
-        "idempotency_key": key, "occurred_at": datetime.now(UTC), "payload": json.dumps({"summary": "x"}),
-        "content_sha256": hashlib.sha256(b"x").digest(), "source_topic": "test", "source_partition": 0,
+        "event_uuid": uuid.uuid4(),
+        "tenant_id": tenant,
+        "engine_id": "PH1.J",
+        "event_type": "AUDIT_RECORDED",
+        "reason_code": "TEST_REASON",
+        "schema_version": 1,
+        "correlation_id": correlation,
+        "turn_id": None,
+        "idempotency_key": key,
+        "occurred_at": datetime.now(UTC),
+        "payload": json.dumps({"summary": "x"}),
+        "content_sha256": hashlib.sha256(b"x").digest(),
+        "source_topic": "test",
+        "source_partition": 0,
         "source_offset": 0,
     }
 
@@ -30,8 +40,15 @@ def audit_row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") ->
 def conversation_row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") -> dict[str, Any]:
     row = audit_row(tenant, correlation, key)
     del row["reason_code"]
-    row.update({"engine_id": "PH1.C", "event_type": "CONVERSATION_TURN_RECORDED", "speaker": "USER",
-                "source": "TEXT", "text_body": "hello"})
+    row.update(
+        {
+            "engine_id": "PH1.C",
+            "event_type": "CONVERSATION_TURN_RECORDED",
+            "speaker": "USER",
+            "source": "TEXT",
+            "text_body": "hello",
+        }
+    )
     return row
 
 
@@ -45,8 +62,10 @@ async def insert(conn: asyncpg.Connection, table: str, row: dict[str, Any], scop
     """Insert ``row`` in its own transaction with ``scope`` as the tenant setting (None: unset)."""
     cols = list(row)
     casts = ["::jsonb" if c == "payload" else "" for c in cols]
-    sql = (f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
-           f"({', '.join(f'${i}{cast}' for i, cast in enumerate(casts, start=1))})")
+    sql = (
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+        f"({', '.join(f'${i}{cast}' for i, cast in enumerate(casts, start=1))})"
+    )
     async with conn.transaction():
         if scope is not None:
             await conn.execute(SCOPE, scope)

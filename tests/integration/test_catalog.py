@@ -36,7 +36,8 @@ async def test_application_roles_own_nothing_and_cannot_bypass(operator_db: asyn
         "SELECT c.oid::regclass::text AS tbl, pg_get_userbyid(c.relowner) AS owner FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY($1::text[]) "
         "AND pg_get_userbyid(c.relowner) = ANY($2::text[])",
-        list(SCHEMAS), list(APP_ROLES),
+        list(SCHEMAS),
+        list(APP_ROLES),
     )
     assert owned == []
 

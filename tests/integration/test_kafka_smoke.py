@@ -21,8 +21,7 @@ async def test_idempotent_producer_and_consumer_group(migrated: Settings) -> Non
         await admin.create_topics([NewTopic(topic, 2, 1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=migrated.kafka_bootstrap_servers, enable_idempotence=True,
-                                acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=migrated.kafka_bootstrap_servers, enable_idempotence=True, acks="all")
     await producer.start()
     try:
         sent = [await producer.send_and_wait(topic, f"v{i}".encode(), key=f"k{i % 4}".encode()) for i in range(40)]
@@ -30,8 +29,13 @@ async def test_idempotent_producer_and_consumer_group(migrated: Settings) -> Non
         await producer.stop()
     assert {md.partition for md in sent} == {0, 1}
     group = f"smoke-group-{uuid.uuid4().hex[:6]}"
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=migrated.kafka_bootstrap_servers, group_id=group,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=migrated.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         got: list[bytes] = []

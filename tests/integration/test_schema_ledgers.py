@@ -23,8 +23,9 @@ def tenants() -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("table", LEDGERS)
-async def test_tenant_isolation_enforced(table: str, writer_db: asyncpg.Connection,
-                                         reader_db: asyncpg.Connection) -> None:
+async def test_tenant_isolation_enforced(
+    table: str, writer_db: asyncpg.Connection, reader_db: asyncpg.Connection
+) -> None:
     a, b = tenants()
     make = LEDGER_ROWS[table]
     await insert(writer_db, table, make(a), a)
@@ -43,12 +44,19 @@ async def test_tenant_isolation_enforced(table: str, writer_db: asyncpg.Connecti
 
 
 @pytest.mark.parametrize("table", LEDGERS)
-async def test_append_only_enforced(table: str, writer_db: asyncpg.Connection, reader_db: asyncpg.Connection,
-                                    owner_db: asyncpg.Connection, admin_db: asyncpg.Connection) -> None:
+async def test_append_only_enforced(
+    table: str,
+    writer_db: asyncpg.Connection,
+    reader_db: asyncpg.Connection,
+    owner_db: asyncpg.Connection,
+    admin_db: asyncpg.Connection,
+) -> None:
     a, _ = tenants()
     await insert(writer_db, table, LEDGER_ROWS[table](a), a)
-    statements = [f"UPDATE {table} SET correlation_id = 'changed' WHERE tenant_id = $1",
-                  f"DELETE FROM {table} WHERE tenant_id = $1"]
+    statements = [
+        f"UPDATE {table} SET correlation_id = 'changed' WHERE tenant_id = $1",
+        f"DELETE FROM {table} WHERE tenant_id = $1",
+    ]
     # Application roles lack the privilege outright.
     for conn in (writer_db, reader_db):
         for sql in statements:
