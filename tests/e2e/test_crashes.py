@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 STORED = "SELECT coalesce(sum(next_offset), 0) FROM selene_ops.consumer_offsets WHERE consumer_group = $1"
 
 
-async def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+async def _wait_for(predicate, limit: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if await predicate():
             return
@@ -33,8 +33,9 @@ async def _wait_for(predicate, timeout: float, what: str) -> None:  # type: igno
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_kill_9_mid_drain_then_restart(topics: Settings, operator_db: asyncpg.Connection,
-                                             run_id: str, tmp_path: Path) -> None:
+async def test_kill_9_mid_drain_then_restart(
+    topics: Settings, operator_db: asyncpg.Connection, run_id: str, tmp_path: Path
+) -> None:
     settings = replace(topics, batch_max_records=40)
     w = build(tenants=2, users_per_tenant=2, events=2400, bad=False, run_id=run_id)
     await publish(settings, w.foundation)
@@ -46,8 +47,9 @@ async def test_kill_9_mid_drain_then_restart(topics: Settings, operator_db: asyn
     kills = []
     for round_no, fraction in enumerate((0.15, 0.45, 0.75)):
         log = (tmp_path / f"writer-{round_no}.log").open("w")
-        proc = subprocess.Popen([*CLI, "consume"], env=env, cwd=ROOT, stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL)
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "consume", env=env, cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
         target = base + int(len(published) * fraction)
 
         async def progressed(target: int = target) -> bool:
@@ -57,16 +59,26 @@ async def test_kill_9_mid_drain_then_restart(topics: Settings, operator_db: asyn
             await _wait_for(progressed, 90, f"the writer to pass offset {target}")
         finally:
             os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+            await proc.wait()
             log.close()
         kills.append(int(await operator_db.fetchval(STORED, settings.consumer_group)))
     assert kills[0] < total, "the writer finished before it could be killed mid-drain"
-    final = subprocess.run([*CLI, "consume", "--until-caught-up"], env=env, cwd=ROOT, capture_output=True,
-                           text=True, timeout=180, stdin=subprocess.DEVNULL, check=False)
-    assert final.returncode == 0, final.stderr[-2000:]
+    final = await asyncio.create_subprocess_exec(
+        *CLI,
+        "consume",
+        "--until-caught-up",
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    _, err = await asyncio.wait_for(final.communicate(), 180)
+    assert final.returncode == 0, err.decode()[-2000:]
     tenants = sorted({e.tenant_id for e in w.good})
-    ids = (await event_ids(operator_db, "os_core.audit_events", tenants)
-           + await event_ids(operator_db, "conversation.conversation_ledger", tenants))
+    ids = await event_ids(operator_db, "os_core.audit_events", tenants) + await event_ids(
+        operator_db, "conversation.conversation_ledger", tenants
+    )
     assert len(ids) == len(set(ids)), "an event was appended twice"
     assert set(ids) == {str(e.event_id) for e in w.good}, "an acknowledged event is missing"
     assert await operator_db.fetchval(STORED, settings.consumer_group) == total
@@ -86,10 +98,15 @@ async def test_zombie_writer_cannot_commit(topics: Settings, operator_db: asyncp
             paused.set()
             await release.wait()
 
-    zombie = LedgerWriter(topics, consumer_options={
-        "max_poll_interval_ms": 3000, "session_timeout_ms": 6000, "heartbeat_interval_ms": 500,
-        "rebalance_timeout_ms": 3000,
-    })
+    zombie = LedgerWriter(
+        topics,
+        consumer_options={
+            "max_poll_interval_ms": 3000,
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 500,
+            "rebalance_timeout_ms": 3000,
+        },
+    )
     zombie.before_write = hold_first_batch
     stop_zombie, stop_other = asyncio.Event(), asyncio.Event()
     zombie_task = asyncio.create_task(zombie.run(stop=stop_zombie))
@@ -100,7 +117,8 @@ async def test_zombie_writer_cannot_commit(topics: Settings, operator_db: asyncp
 
     async def all_written() -> bool:
         return len(await event_ids(operator_db, "conversation.conversation_ledger", tenants)) + len(
-            await event_ids(operator_db, "os_core.audit_events", tenants)) >= len(w.good)
+            await event_ids(operator_db, "os_core.audit_events", tenants)
+        ) >= len(w.good)
 
     try:
         await _wait_for(all_written, 120, "the second writer to write everything")
@@ -112,7 +130,8 @@ async def test_zombie_writer_cannot_commit(topics: Settings, operator_db: asyncp
         await asyncio.gather(other_task, zombie_task)
     assert zombie.stats.fenced_partitions > 0, "the zombie was never fenced"
     assert zombie.stats.result.appended == 0, "the zombie committed a stale batch"
-    ids = (await event_ids(operator_db, "os_core.audit_events", tenants)
-           + await event_ids(operator_db, "conversation.conversation_ledger", tenants))
+    ids = await event_ids(operator_db, "os_core.audit_events", tenants) + await event_ids(
+        operator_db, "conversation.conversation_ledger", tenants
+    )
     assert sorted(ids) == sorted(str(e.event_id) for e in w.good)
     assert await rebuild_equals_live(topics, tenants) == []

@@ -24,13 +24,17 @@ pytestmark = pytest.mark.e2e
 
 def audit(tenant: str, corr: str, key: str | None, summary: str = "decided", **refs: str) -> object:
     return new_event(
-        AuditRecordedEvent, tenant_id=tenant, engine_id="PH1.NLP", correlation_id=corr, idempotency_key=key,
-        occurred_at=datetime.now(UTC), payload={"reason_code": "NLP_OK", "summary": summary, **refs},
+        AuditRecordedEvent,
+        tenant_id=tenant,
+        engine_id="PH1.NLP",
+        correlation_id=corr,
+        idempotency_key=key,
+        occurred_at=datetime.now(UTC),
+        payload={"reason_code": "NLP_OK", "summary": summary, **refs},
     )
 
 
-async def test_publish_to_ledger_and_projection(topics: Settings, operator_db: asyncpg.Connection,
-                                                run_id: str) -> None:
+async def test_publish_to_ledger_and_projection(topics: Settings, operator_db: asyncpg.Connection, run_id: str) -> None:
     w = build(tenants=2, users_per_tenant=2, events=120, bad=False, run_id=run_id)
     tenants = sorted({e.tenant_id for e in w.good})
     await publish(topics, w.foundation)
@@ -47,13 +51,16 @@ async def test_publish_to_ledger_and_projection(topics: Settings, operator_db: a
     # Projections: every identity, device and session, with last_event_id pointing at its ledger row.
     rows = await operator_db.fetch(
         "SELECT s.session_id, s.status, a.event_type FROM os_core.sessions s "
-        "JOIN os_core.audit_events a ON a.event_id = s.last_event_id WHERE s.tenant_id = ANY($1)", tenants)
+        "JOIN os_core.audit_events a ON a.event_id = s.last_event_id WHERE s.tenant_id = ANY($1)",
+        tenants,
+    )
     assert len(rows) == 4 and all(r["status"] == "OPEN" and r["event_type"] == "SESSION_OPENED" for r in rows)
     assert await operator_db.fetchval("SELECT count(*) FROM os_core.devices WHERE tenant_id = ANY($1)", tenants) == 4
     # Column mapping of one conversation row.
     turn = next(e for e in w.events if e.ledger == "conversation_ledger")
     row = await operator_db.fetchrow(
-        "SELECT * FROM conversation.conversation_ledger WHERE event_uuid = $1", turn.event_id)
+        "SELECT * FROM conversation.conversation_ledger WHERE event_uuid = $1", turn.event_id
+    )
     assert row["text_body"] == turn.payload.text  # type: ignore[attr-defined]
     assert row["source_topic"] == f"{topics.topic_prefix}conversation.conversation_ledger"
     assert row["payload"]["speaker"] == turn.payload.speaker  # type: ignore[attr-defined]
@@ -66,8 +73,10 @@ async def test_duplicates_absorbed(topics: Settings, operator_db: asyncpg.Connec
     await drain(topics)
     await publish(topics, w.events)
     # Redelivered records, and retries with a new event id but the same idempotency key and payload.
-    retry = [e.model_copy(update={"event_id": new_event(type(e), **e.model_dump(exclude={"event_id"})).event_id})
-             for e in w.events[:10]]
+    retry = [
+        e.model_copy(update={"event_id": new_event(type(e), **e.model_dump(exclude={"event_id"})).event_id})
+        for e in w.events[:10]
+    ]
     await publish(topics, w.events[:15] + retry)
     stats = await drain(topics)
     assert stats.result.appended == 40
@@ -98,7 +107,9 @@ async def test_every_bad_input_class_dead_lettered_while_good_flow(
     # Each dead letter keeps the raw record and where it came from.
     rows = await operator_db.fetch(
         "SELECT reason_code, raw_key, raw_value, source_topic, source_offset, status FROM selene_ops.dead_letters "
-        "WHERE source_topic LIKE $1 || '%' ORDER BY dead_letter_id", topics.topic_prefix)
+        "WHERE source_topic LIKE $1 || '%' ORDER BY dead_letter_id",
+        topics.topic_prefix,
+    )
     assert Counter(x["reason_code"] for x in rows) == expected
     by_value = {bytes(x["raw_value"]): x for x in rows}
     for bad in w.bad:
@@ -110,8 +121,9 @@ async def test_every_bad_input_class_dead_lettered_while_good_flow(
     assert statuses["EVENT_UNDECODABLE"] == "OPEN"
 
 
-async def test_idempotency_conflict_keeps_original(topics: Settings, operator_db: asyncpg.Connection,
-                                                   run_id: str) -> None:
+async def test_idempotency_conflict_keeps_original(
+    topics: Settings, operator_db: asyncpg.Connection, run_id: str
+) -> None:
     tenant = f"tenant-{run_id}"
     original = audit(tenant, "corr-1", "key-1", "the original")
     await publish(topics, [original])
@@ -125,8 +137,9 @@ async def test_idempotency_conflict_keeps_original(topics: Settings, operator_db
     assert rows[0]["payload"]["summary"] == "the original"
 
 
-async def test_held_behind_and_redrive_exactly_once(topics: Settings, operator_db: asyncpg.Connection,
-                                                    run_id: str) -> None:
+async def test_held_behind_and_redrive_exactly_once(
+    topics: Settings, operator_db: asyncpg.Connection, run_id: str
+) -> None:
     tenant = f"tenant-{run_id}"
     user = f"user-{run_id}"
     # The first event names a user that does not exist yet: dead-lettered, and it blocks its aggregate.
@@ -138,8 +151,14 @@ async def test_held_behind_and_redrive_exactly_once(topics: Settings, operator_d
     assert stats.result.dead_lettered == Counter({"REFERENCE_UNKNOWN": 1, "HELD_BEHIND_DEAD_LETTER": 3})
     assert stats.result.appended == 1  # the unrelated aggregate flows
     # The user appears; the first event can now be applied, then the held ones, in order.
-    identity = new_event(IdentityUpsertedEvent, tenant_id=tenant, engine_id="PH1.F", correlation_id="onboard",
-                         occurred_at=datetime.now(UTC), payload={"reason_code": "IDENTITY_CREATED", "user_id": user})
+    identity = new_event(
+        IdentityUpsertedEvent,
+        tenant_id=tenant,
+        engine_id="PH1.F",
+        correlation_id="onboard",
+        occurred_at=datetime.now(UTC),
+        payload={"reason_code": "IDENTITY_CREATED", "user_id": user},
+    )
     await publish(topics, [identity])
     await drain(topics)
     writer = await connect(topics.database_url)
@@ -155,11 +174,14 @@ async def test_held_behind_and_redrive_exactly_once(topics: Settings, operator_d
         await writer.close()
     rows = await operator_db.fetch(
         "SELECT event_uuid FROM os_core.audit_events WHERE tenant_id = $1 AND correlation_id = 'corr-h' "
-        "ORDER BY event_id", tenant)
+        "ORDER BY event_id",
+        tenant,
+    )
     assert [r["event_uuid"] for r in rows] == [first.event_id, *(e.event_id for e in later)]
     statuses = await operator_db.fetch(
         "SELECT status, count(*) AS n FROM selene_ops.dead_letters WHERE aggregate_key = $1 GROUP BY 1",
-        f"{tenant}/corr-h")
+        f"{tenant}/corr-h",
+    )
     assert {s["status"]: s["n"] for s in statuses} == {"REDRIVEN": 4}
     # A new event of the aggregate now flows normally.
     await publish(topics, [audit(tenant, "corr-h", "h-5", "after")])
@@ -179,14 +201,17 @@ async def test_discard_then_redrive(topics: Settings, operator_db: asyncpg.Conne
     try:
         first_id = await operator_db.fetchval(
             "SELECT dead_letter_id FROM selene_ops.dead_letters WHERE aggregate_key = $1 AND status = 'OPEN'",
-            key.decode())
+            key.decode(),
+        )
         # Still blocked while the undecodable record stays open.
-        report = await deadletters.redrive(writer, Pipeline(topics), f"{topics.topic_prefix}os_core.audit_events",
-                                           key.decode())
+        report = await deadletters.redrive(
+            writer, Pipeline(topics), f"{topics.topic_prefix}os_core.audit_events", key.decode()
+        )
         assert (report.redriven, report.still_blocked) == (0, 4)
         assert await deadletters.discard(writer, first_id, "garbage from a test")
-        report = await deadletters.redrive(writer, Pipeline(topics), f"{topics.topic_prefix}os_core.audit_events",
-                                           key.decode())
+        report = await deadletters.redrive(
+            writer, Pipeline(topics), f"{topics.topic_prefix}os_core.audit_events", key.decode()
+        )
         assert (report.redriven, report.still_blocked) == (3, 0)
     finally:
         await writer.close()
