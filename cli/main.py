@@ -155,14 +155,17 @@ async def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         if args.all:
             targets = await deadletters.blocked_aggregates(conn)
         else:
-            row = await deadletters.show(conn, args.id)
-            if row is None or row["aggregate_key"] is None:
-                print(f"dead letter {args.id} not found or has no aggregate", file=sys.stderr)
+            one = await deadletters.redrive_one(conn, pipeline, args.id)
+            if one is None:
+                print(f"dead letter {args.id}: nothing to re-drive (not found, already re-driven or discarded)")
                 return 1
-            targets = [(row["source_topic"], row["aggregate_key"])]
+            targets = []
+            reports = [one]
         failed = 0
-        for topic, key in targets:
-            report = await deadletters.redrive(conn, pipeline, topic, key)
+        if args.all:
+            reports = [await deadletters.redrive(conn, pipeline, topic, key) for topic, key in targets]
+        for report in reports:
+            topic, key = report.topic, report.aggregate_key
             print(
                 f"{topic} {key}: re-driven {report.redriven}, still blocked {report.still_blocked}, "
                 f"rejected {report.rejected}"
@@ -206,6 +209,94 @@ async def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _replay_progress(stats: Any) -> None:
+    total = max(stats.total, stats.read, 1)
+    done = min(stats.read / total, 1.0)
+    bar = "#" * int(done * 30)
+    eta = f"{stats.eta:,.0f}s" if stats.eta is not None else "?"
+    print(
+        f"\r[{bar:<30}] {stats.read:,}/{total:,} events  {stats.rate:,.0f} events/s  ETA {eta}   ",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _print_comparisons(comparisons: list[Any]) -> bool:
+    equal = True
+    for c in comparisons:
+        verdict = "equal" if c.equal else "DIFFERENT"
+        equal = equal and c.equal
+        print(f"  {c.table:<40} live {c.live_rows:>8} rows  shadow {c.shadow_rows:>8} rows  {verdict}")
+        for d in c.first_differences:
+            print(f"      first difference at key {d}")
+    return equal
+
+
+async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.replay import Replayer
+
+    replayer = Replayer(
+        settings,
+        ledgers=args.ledger,
+        tenant=args.tenant,
+        from_offsets=args.from_offsets,
+        from_time=args.from_time,
+        as_of=args.as_of,
+    )
+    result = await replayer.run(verify=args.verify, apply=args.apply, progress=_replay_progress)
+    print(file=sys.stderr)
+    s = result.stats
+    print(
+        f"replay: read {s.read} records in {result.seconds:.1f}s ({s.read / max(result.seconds, 1e-9):,.0f}/s): "
+        f"applied {s.applied}, duplicates {s.duplicates}, dead letters skipped {s.dead_letters_skipped}, "
+        f"unaccounted {len(s.unaccounted)}"
+    )
+    print("  per ledger: " + (", ".join(f"{k} {v}" for k, v in sorted(s.per_ledger.items())) or "-"))
+    print("  up to offsets: " + ", ".join(f"{t}[{p}]={o}" for (t, p), o in sorted(result.target.items())))
+    for u in s.unaccounted[:10]:
+        print(f"  UNACCOUNTED (neither in a ledger nor a dead letter): {u}")
+    for m in s.mismatched_content[:10]:
+        print(f"  CONTENT MISMATCH between topic and ledger: {m}")
+    ok = True
+    if args.verify or args.apply:
+        ok = _print_comparisons(result.comparisons) and not s.unaccounted and not s.mismatched_content
+        if args.verify:
+            print("replay equals live: exact match" if ok else "replay differs from live")
+    if result.applied:
+        print("applied: live projections replaced by the replayed state in one transaction")
+    return 0 if ok or (args.apply and not args.verify) else 1
+
+
+async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.rebuild import Rebuilder
+
+    def progress(events: int, seconds: float) -> None:
+        print(
+            f"\rrebuild: {events:,} events  {events / max(seconds, 1e-9):,.0f} events/s   ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    result = await Rebuilder(settings, tenant=args.tenant).run(verify=args.verify, apply=args.apply, progress=progress)
+    print(file=sys.stderr)
+    print(
+        f"rebuild: {result.events} ledger events in {result.seconds:.1f}s, refused now {result.refused}; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(result.per_ledger.items()))
+    )
+    for bad in result.invalid_rows[:10]:
+        print(f"  LEDGER ROW FAILS ITS CONTRACT: {bad}")
+    ok = True
+    if args.verify or args.apply:
+        ok = _print_comparisons(result.comparisons) and not result.invalid_rows
+        if args.verify:
+            print("rebuild equals live: exact match" if ok else "rebuild differs from live")
+    if result.applied:
+        print("applied: live projections replaced by the rebuilt state in one transaction")
+    return 0 if ok or (args.apply and not args.verify) else 1
+
+
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from cli.demo import run_demo
 
@@ -245,6 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="export JSON Schema of every contract")
     schema.add_argument("action", choices=["export"])
     schema.add_argument("dir")
+    replay = sub.add_parser("replay", help="rebuild projections from the topics into shadows; verify or apply")
+    replay.add_argument("--ledger", action="append", help="ledger to replay (repeatable; default all)")
+    replay.add_argument("--from-offsets", help="topic:partition=offset,... or partition=offset,...")
+    replay.add_argument("--from-time", help="ISO 8601 timestamp or epoch ms")
+    replay.add_argument("--as-of", help="upper bound: offsets (as --from-offsets) or a timestamp")
+    replay.add_argument("--tenant")
+    replay.add_argument("--verify", action="store_true")
+    replay.add_argument("--apply", action="store_true")
+    rebuild = sub.add_parser("rebuild", help="rebuild projections from the PostgreSQL ledgers; verify or apply")
+    rebuild.add_argument("--tenant")
+    rebuild.add_argument("--verify", action="store_true")
+    rebuild.add_argument("--apply", action="store_true")
     demo = sub.add_parser("demo", help="the main job on a sample workload, with a summary")
     demo.add_argument("--tenants", type=int, default=3)
     demo.add_argument("--events", type=int, default=600)
@@ -260,6 +363,8 @@ HANDLERS: dict[str, Handler] = {
     "status": cmd_status,
     "schema": cmd_schema,
     "demo": cmd_demo,
+    "replay": cmd_replay,
+    "rebuild": cmd_rebuild,
 }
 
 

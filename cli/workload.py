@@ -200,6 +200,8 @@ def _bad_records(rng: random.Random, w: Workload, users: list[tuple[str, str, st
         return f"{tenant}/{name}-{uuid7()}".encode()
 
     held_corr = f"held-{uuid7()}"
+    # Without a user the aggregate is the correlation, so the key below is the event's own key.
+    unbound = {**good["payload"], "user_id": None, "device_id": None, "session_id": None}
     held_key = f"{sample.tenant_id}/{held_corr}".encode()
     conflict = {**good["payload"], "summary": "a different decision under the same idempotency key"}
     return [
@@ -223,7 +225,10 @@ def _bad_records(rng: random.Random, w: Workload, users: list[tuple[str, str, st
             "EVENT_SCHEMA_INVALID",
         ),
         RawRecord(
-            "audit_events", held_key, doc(correlation_id=held_corr, idempotency_key="held-1"), "HELD_BEHIND_DEAD_LETTER"
+            "audit_events",
+            held_key,
+            doc(correlation_id=held_corr, idempotency_key="held-1", payload=unbound),
+            "HELD_BEHIND_DEAD_LETTER",
         ),
     ]
 

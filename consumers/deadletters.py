@@ -34,6 +34,11 @@ LOCK_BLOCKERS = """
 SELECT dead_letter_id FROM selene_ops.dead_letters
 WHERE source_topic = $1 AND aggregate_key = $2 AND status IN ('OPEN', 'HELD') FOR UPDATE
 """
+SELECT_ONE = """
+SELECT dead_letter_id, source_topic, source_partition, source_offset, raw_key, raw_value, headers,
+       kafka_timestamp, reason_code, error_detail, status, aggregate_key
+FROM selene_ops.dead_letters WHERE dead_letter_id = $1 FOR UPDATE
+"""
 SELECT_AGGREGATE = """
 SELECT dead_letter_id, source_topic, source_partition, source_offset, raw_key, raw_value, headers,
        kafka_timestamp, reason_code, error_detail
@@ -103,50 +108,79 @@ async def redrive(conn: asyncpg.Connection, pipeline: Pipeline, topic: str, aggr
     async with conn.transaction():
         await conn.fetch(LOCK_BLOCKERS, topic, aggregate_key)
         rows = await conn.fetch(SELECT_AGGREGATE, topic, aggregate_key)
-        if not rows:
-            return report
-        records = [
-            Record(
-                r["source_topic"],
-                r["source_partition"],
-                r["source_offset"],
-                r["raw_key"],
-                r["raw_value"],
-                headers_from_json(r["headers"]),
-                int(r["kafka_timestamp"].timestamp() * 1000) if r["kafka_timestamp"] else None,
-            )
-            for r in rows
-        ]
-        items = pipeline.decode(records)
-        try:
-            async with conn.transaction():
-                report.result = await pipeline.apply(conn, items, check_blocked=False)
-        except asyncpg.PostgresError as exc:
-            if not _is_data_error(exc):
-                raise
-            items = pipeline.decode(records)
-            report.result = await pipeline.apply_isolated(conn, items, check_blocked=False)
-        verdicts: list[tuple[int, str, str, str, str]] = []
-        for row, item in zip(rows, items, strict=True):
-            if item.outcome in ("appended", "duplicate"):
-                report.redriven += 1
-                verdicts.append(
-                    (
-                        row["dead_letter_id"],
-                        "REDRIVEN",
-                        row["reason_code"],
-                        row["error_detail"],
-                        f"re-driven: {item.outcome}",
-                    )
-                )
-            else:
-                status = item.status or "OPEN"
-                if status == "OPEN" and report.first_failure is None:
-                    report.first_failure = f"{item.reason}: {item.detail}"
-                if status == "REJECTED":
-                    report.rejected += 1
-                else:
-                    report.still_blocked += 1
-                verdicts.append((row["dead_letter_id"], status, str(item.reason), item.detail, "re-drive refused"))
-        await conn.execute(SET_VERDICT, *[list(c) for c in zip(*verdicts, strict=True)])
+        if rows:
+            await _redrive_rows(conn, pipeline, rows, report, check_blocked=False)
     return report
+
+
+async def redrive_one(conn: asyncpg.Connection, pipeline: Pipeline, dead_letter_id: int) -> RedriveReport | None:
+    """Re-apply one non-blocking dead letter (REJECTED, e.g. a reference that exists now); an OPEN or HELD
+    one re-drives its whole aggregate in order. None when there is nothing to re-drive."""
+    async with conn.transaction():
+        row = await conn.fetchrow(SELECT_ONE, dead_letter_id)
+        if row is None or row["status"] in ("REDRIVEN", "DISCARDED"):
+            return None
+        if row["status"] != "REJECTED":
+            topic, key = row["source_topic"], row["aggregate_key"]
+        else:
+            report = RedriveReport(row["source_topic"], row["aggregate_key"] or "")
+            await _redrive_rows(conn, pipeline, [row], report, check_blocked=True)
+            return report
+    if key is None:
+        return None
+    return await redrive(conn, pipeline, topic, key)
+
+
+async def _redrive_rows(
+    conn: asyncpg.Connection,
+    pipeline: Pipeline,
+    rows: list[asyncpg.Record],
+    report: RedriveReport,
+    *,
+    check_blocked: bool,
+) -> None:
+    """Run dead-lettered records through the pipeline again, in the caller's transaction; record verdicts."""
+    records = [
+        Record(
+            r["source_topic"],
+            r["source_partition"],
+            r["source_offset"],
+            r["raw_key"],
+            r["raw_value"],
+            headers_from_json(r["headers"]),
+            int(r["kafka_timestamp"].timestamp() * 1000) if r["kafka_timestamp"] else None,
+        )
+        for r in rows
+    ]
+    items = pipeline.decode(records)
+    try:
+        async with conn.transaction():
+            report.result = await pipeline.apply(conn, items, check_blocked=check_blocked)
+    except asyncpg.PostgresError as exc:
+        if not _is_data_error(exc):
+            raise
+        items = pipeline.decode(records)
+        report.result = await pipeline.apply_isolated(conn, items, check_blocked=check_blocked)
+    verdicts: list[tuple[int, str, str, str, str]] = []
+    for row, item in zip(rows, items, strict=True):
+        if item.outcome in ("appended", "duplicate"):
+            report.redriven += 1
+            verdicts.append(
+                (
+                    row["dead_letter_id"],
+                    "REDRIVEN",
+                    row["reason_code"],
+                    row["error_detail"],
+                    f"re-driven: {item.outcome}",
+                )
+            )
+        else:
+            status = item.status or "OPEN"
+            if status in ("OPEN", "REJECTED") and report.first_failure is None:
+                report.first_failure = f"{item.reason}: {item.detail}"
+            if status == "REJECTED":
+                report.rejected += 1
+            else:
+                report.still_blocked += 1
+            verdicts.append((row["dead_letter_id"], status, str(item.reason), item.detail, "re-drive refused"))
+    await conn.execute(SET_VERDICT, *[list(c) for c in zip(*verdicts, strict=True)])

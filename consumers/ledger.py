@@ -98,9 +98,11 @@ class LedgerTable:
             f"UNION {select_existing} JOIN unnest({scope_args}) AS s({', '.join(scope)}) "
             f"ON {' AND '.join(f't.{c} = s.{c}' for c in scope)}"
         )
-        self.queries["ids_by_uuid"] = (
-            f"SELECT event_uuid, {self.spec.id_column} FROM {self.spec.table} t "
-            f"WHERE (t.tenant_id, t.event_uuid) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))"
+        self.queries["provenance"] = (
+            f"SELECT t.event_uuid, t.{self.spec.id_column}, t.source_topic, t.source_partition, t.source_offset, "
+            f"t.content_sha256 FROM {self.spec.table} t "
+            f"JOIN unnest($1::text[], $2::uuid[]) AS k(tenant_id, event_uuid) "
+            f"ON t.tenant_id = k.tenant_id AND t.event_uuid = k.event_uuid"
         )
         self.queries["read_ordered"] = (
             f"SELECT {self.spec.id_column} AS ledger_id, {', '.join(names)} FROM {self.spec.table} "

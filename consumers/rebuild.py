@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import asyncpg
+from pydantic import ValidationError
 
 from consumers.db import connect
 from consumers.ledger import LedgerTable, event_from_row
@@ -39,11 +40,12 @@ class RebuildResult:
     refused: int = 0
     seconds: float = 0.0
     comparisons: list[TableComparison] = field(default_factory=list)
+    invalid_rows: list[str] = field(default_factory=list)
     applied: bool = False
 
     @property
     def equal(self) -> bool:
-        return all(c.equal for c in self.comparisons)
+        return all(c.equal for c in self.comparisons) and not self.invalid_rows
 
 
 def consumed_ledgers(pipeline: Pipeline) -> list[LedgerTable]:
@@ -85,6 +87,7 @@ class Rebuilder:
         self.tenant = tenant
         self.page = page
         self.positions: dict[str, int] = {}
+        self.invalid_rows: list[str] = []
 
     async def catch_up(
         self, operator: asyncpg.Connection, writer: asyncpg.Connection, progress: Progress | None = None
@@ -98,7 +101,12 @@ class Rebuilder:
                 )
                 if not rows:
                     break
-                events = [(event_from_row(table, dict(r)), r["ledger_id"]) for r in rows]
+                events = []
+                for r in rows:
+                    try:
+                        events.append((event_from_row(table, dict(r)), r["ledger_id"]))
+                    except ValidationError as exc:  # a row its own contract rejects: tampering, or a bad migration
+                        self.invalid_rows.append(f"{table.spec.table} id {r['ledger_id']}: {exc.errors()[0]['msg']}")
                 async with writer.transaction():
                     await self.builder.apply(writer, events)
                 self.positions[table.spec.name] = rows[-1]["ledger_id"]
@@ -130,5 +138,6 @@ class Rebuilder:
                 await c.close()
         stats = self.builder.stats
         result.events, result.per_ledger, result.refused = stats.events, dict(stats.per_ledger), stats.refused
+        result.invalid_rows = self.invalid_rows
         result.seconds = time.monotonic() - started
         return result

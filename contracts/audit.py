@@ -11,7 +11,16 @@ from typing import Annotated
 
 from pydantic import Field
 
-from contracts.envelope import Ident, LedgerSpec, Payload, ReasonText, ShortText, register_event, register_ledger
+from contracts.envelope import (
+    Ident,
+    LedgerEvent,
+    LedgerSpec,
+    Payload,
+    ReasonText,
+    ShortText,
+    register_event,
+    register_ledger,
+)
 from contracts.reasons import ReasonCode
 
 AUDIT_EVENTS = register_ledger(
@@ -38,6 +47,11 @@ class AuditPayload(Payload):
     user_id: Ident | None = None
     device_id: Ident | None = None
     session_id: Ident | None = None
+
+    def aggregate_id(self, event: LedgerEvent) -> str:
+        """An audit row about a user shares the user's partition with the identity, device and session
+        events it references, so it can never overtake them; other rows follow their correlation."""
+        return f"user:{self.user_id}" if self.user_id else event.correlation_id
 
 
 class AuditRecorded(AuditPayload):

@@ -13,15 +13,14 @@ from typing import Literal
 from pydantic import Field
 
 from contracts.audit import AUDIT_EVENTS, Attributes, AuditPayload
-from contracts.envelope import Ident, LedgerEvent, LedgerSpec, Payload, ShortText, register_event, register_ledger
+from contracts.envelope import Ident, LedgerSpec, Payload, ShortText, register_event, register_ledger
 from contracts.reasons import ReasonCode
 
 
 class _UserScoped(AuditPayload):
-    user_id: Ident
+    """Required user: the aggregate (and so the partition) is the user's, see ``AuditPayload``."""
 
-    def aggregate_id(self, event: LedgerEvent) -> str:
-        return f"user:{self.user_id}"
+    user_id: Ident
 
 
 class IdentityUpserted(_UserScoped):

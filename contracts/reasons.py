@@ -60,8 +60,11 @@ class ReasonPolicy:
 
 # Input damage blocks the aggregate: applying later events over a hole would put its projection in a state
 # the engine never produced. Decisions that leave the aggregate consistent (a conflict keeps the original
-# row; a refused cancel changes nothing) do not block.
+# row; a refused cancel changes nothing) do not block, nor does a reference to a user, device or session
+# that does not exist yet: later events are not wrong because of it, and once the referenced row exists the
+# operator re-drives the one dead letter (`selene-ledger dlq redrive ID`).
 _NON_BLOCKING = {
+    ReasonCode.REFERENCE_UNKNOWN,
     ReasonCode.IDEMPOTENCY_REPLAY,
     ReasonCode.IDEMPOTENCY_CONFLICT,
     ReasonCode.OS_WORK_ORDER_IDEMPOTENCY_REPLAY,

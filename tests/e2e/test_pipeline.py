@@ -137,58 +137,44 @@ async def test_idempotency_conflict_keeps_original(
     assert rows[0]["payload"]["summary"] == "the original"
 
 
-async def test_held_behind_and_redrive_exactly_once(
+async def test_unknown_reference_then_redrive_exactly_once(
     topics: Settings, operator_db: asyncpg.Connection, run_id: str
 ) -> None:
     tenant = f"tenant-{run_id}"
     user = f"user-{run_id}"
-    # The first event names a user that does not exist yet: dead-lettered, and it blocks its aggregate.
+    # An audit row names a user that does not exist yet: dead-lettered, but it does not hold later events.
     first = audit(tenant, "corr-h", "h-1", "first", user_id=user)
     later = [audit(tenant, "corr-h", f"h-{i}", f"later {i}") for i in range(2, 5)]
-    other = audit(tenant, "corr-other", "o-1", "unrelated")
-    await publish(topics, [first, *later, other])
+    await publish(topics, [first, *later])
     stats = await drain(topics)
-    assert stats.result.dead_lettered == Counter({"REFERENCE_UNKNOWN": 1, "HELD_BEHIND_DEAD_LETTER": 3})
-    assert stats.result.appended == 1  # the unrelated aggregate flows
-    # The user appears; the first event can now be applied, then the held ones, in order.
+    assert stats.result.dead_lettered == Counter({"REFERENCE_UNKNOWN": 1})
+    assert stats.result.appended == 3
+    # The user appears; the one dead letter can now be re-driven, exactly once.
     identity = new_event(
-        IdentityUpsertedEvent,
-        tenant_id=tenant,
-        engine_id="PH1.F",
-        correlation_id="onboard",
-        occurred_at=datetime.now(UTC),
-        payload={"reason_code": "IDENTITY_CREATED", "user_id": user},
-    )
+        IdentityUpsertedEvent, tenant_id=tenant, engine_id="PH1.F", correlation_id="onboard",
+        occurred_at=datetime.now(UTC), payload={"reason_code": "IDENTITY_CREATED", "user_id": user},
+    )  # fmt: skip
     await publish(topics, [identity])
-    await drain(topics)
+    assert (await drain(topics)).result.appended == 1
+    dead_id = await operator_db.fetchval(
+        "SELECT dead_letter_id FROM selene_ops.dead_letters WHERE event_uuid = $1", first.event_id
+    )
     writer = await connect(topics.database_url)
     try:
-        blocked = [b for b in await deadletters.blocked_aggregates(writer) if b[1] == f"{tenant}/corr-h"]
-        assert len(blocked) == 1
         pipeline = Pipeline(topics)
-        report = await deadletters.redrive(writer, pipeline, *blocked[0])
-        assert (report.redriven, report.still_blocked) == (4, 0)
-        again = await deadletters.redrive(writer, pipeline, *blocked[0])
-        assert (again.redriven, again.still_blocked) == (0, 0)
+        report = await deadletters.redrive_one(writer, pipeline, dead_id)
+        assert report is not None and (report.redriven, report.still_blocked) == (1, 0)
+        assert await deadletters.redrive_one(writer, pipeline, dead_id) is None
     finally:
         await writer.close()
-    rows = await operator_db.fetch(
-        "SELECT event_uuid FROM os_core.audit_events WHERE tenant_id = $1 AND correlation_id = 'corr-h' "
-        "ORDER BY event_id",
-        tenant,
-    )
-    assert [r["event_uuid"] for r in rows] == [first.event_id, *(e.event_id for e in later)]
-    statuses = await operator_db.fetch(
-        "SELECT status, count(*) AS n FROM selene_ops.dead_letters WHERE aggregate_key = $1 GROUP BY 1",
-        f"{tenant}/corr-h",
-    )
-    assert {s["status"]: s["n"] for s in statuses} == {"REDRIVEN": 4}
-    # A new event of the aggregate now flows normally.
-    await publish(topics, [audit(tenant, "corr-h", "h-5", "after")])
-    assert (await drain(topics)).result.appended == 1
+    ids = await event_ids(operator_db, "os_core.audit_events", [tenant])
+    assert sorted(ids) == sorted(str(e.event_id) for e in [first, *later, identity])
+    assert await rebuild_equals_live(topics, [tenant]) == []
 
 
-async def test_discard_then_redrive(topics: Settings, operator_db: asyncpg.Connection, run_id: str) -> None:
+async def test_held_behind_then_discard_and_redrive_exactly_once(
+    topics: Settings, operator_db: asyncpg.Connection, run_id: str
+) -> None:
     tenant = f"tenant-{run_id}"
     key = f"{tenant}/corr-d".encode()
     bad = RawRecord("audit_events", key, b"{not json", "EVENT_UNDECODABLE")
@@ -213,7 +199,16 @@ async def test_discard_then_redrive(topics: Settings, operator_db: asyncpg.Conne
             writer, Pipeline(topics), f"{topics.topic_prefix}os_core.audit_events", key.decode()
         )
         assert (report.redriven, report.still_blocked) == (3, 0)
+        again = await deadletters.redrive(
+            writer, Pipeline(topics), f"{topics.topic_prefix}os_core.audit_events", key.decode()
+        )
+        assert (again.redriven, again.still_blocked) == (0, 0)
     finally:
         await writer.close()
-    ids = await event_ids(operator_db, "os_core.audit_events", [tenant])
-    assert sorted(ids) == sorted(str(e.event_id) for e in good)
+    rows = await operator_db.fetch(
+        "SELECT event_uuid FROM os_core.audit_events WHERE tenant_id = $1 ORDER BY event_id", tenant
+    )
+    assert [r["event_uuid"] for r in rows] == [e.event_id for e in good]  # exactly once, in Kafka order
+    # A new event of the aggregate now flows normally.
+    await publish(topics, [audit(tenant, "corr-d", "d-9")])
+    assert (await drain(topics)).result.appended == 1

@@ -29,7 +29,7 @@ def audit_row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") ->
         "turn_id": None,
         "idempotency_key": key,
         "occurred_at": datetime.now(UTC),
-        "payload": json.dumps({"summary": "x"}),
+        "payload": json.dumps({"reason_code": "TEST_REASON", "summary": "x"}),
         "content_sha256": hashlib.sha256(b"x").digest(),
         "source_topic": "test",
         "source_partition": 0,
@@ -47,6 +47,7 @@ def conversation_row(tenant: str, correlation: str = "c-1", key: str | None = "k
             "speaker": "USER",
             "source": "TEXT",
             "text_body": "hello",
+            "payload": json.dumps({"speaker": "USER", "source": "TEXT", "text": "hello"}),
         }
     )
     return row
