@@ -7,6 +7,8 @@ from collections import Counter
 
 from cli.workload import build, topic_of
 from consumers.db import connect
+from consumers.rebuild import Rebuilder
+from consumers.replay import Replayer
 from consumers.status import ledger_counts
 from consumers.writer import LedgerWriter, WriterStats
 from contracts.settings import Settings
@@ -77,5 +79,16 @@ async def run_demo(settings: Settings, *, tenants: int, events: int) -> int:
         f"  every record sent was consumed: {'yes' if consumed_ok else 'NO'}; "
         f"every bad class dead-lettered with its reason: {'yes' if matches else 'NO'}"
     )
+    replayed = await Replayer(settings).run(verify=True)
+    rebuilt = await Rebuilder(settings).run(verify=True, apply=False)
+    print(
+        f"  replay from the topics equals live: {'yes' if replayed.equal else 'NO'} "
+        f"({replayed.stats.read} records, {replayed.seconds:.1f}s; "
+        f"{sum(c.live_rows for c in replayed.comparisons)} projection rows compared)"
+    )
+    print(
+        f"  rebuild from the ledgers equals live: {'yes' if rebuilt.equal else 'NO'} "
+        f"({rebuilt.events} ledger rows, {rebuilt.seconds:.1f}s)"
+    )
     print(f"  time {time.monotonic() - started:.1f}s")
-    return 0 if adds_up and matches else 1
+    return 0 if adds_up and matches and replayed.equal and rebuilt.equal else 1
