@@ -33,8 +33,12 @@ async def connect(url: str) -> asyncpg.Connection:
     return conn
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=init_connection)
+async def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 4, server_settings: dict[str, str] | None = None
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=init_connection, server_settings=server_settings
+    )
     assert pool is not None
     return pool
 

@@ -127,7 +127,13 @@ class LedgerWriter:
     ) -> WriterStats:
         """Consume until ``stop`` is set, or until every assigned partition is caught up."""
         stop = stop or asyncio.Event()
-        self._pool = await create_pool(self.settings.database_url, max_size=2)
+        self._pool = await create_pool(
+            self.settings.database_url,
+            max_size=2,
+            server_settings={
+                "idle_in_transaction_session_timeout": str(self.settings.writer_idle_in_transaction_timeout_ms)
+            },
+        )
         options: dict[str, object] = {
             "bootstrap_servers": self.settings.kafka_bootstrap_servers,
             "group_id": self.settings.consumer_group,
@@ -136,6 +142,11 @@ class LedgerWriter:
             "max_poll_records": self.settings.batch_max_records,
             "fetch_max_bytes": 16 * 1024 * 1024,
             "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            "session_timeout_ms": self.settings.consumer_session_timeout_ms,
+            "heartbeat_interval_ms": self.settings.consumer_heartbeat_interval_ms,
+            "max_poll_interval_ms": self.settings.consumer_max_poll_interval_ms,
+            "rebalance_timeout_ms": min(self.settings.consumer_max_poll_interval_ms, 60000),
+            "group_instance_id": self.settings.consumer_instance_id,
             **self.settings.kafka_security.client_kwargs(),
             **self.consumer_options,
         }

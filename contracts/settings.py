@@ -87,6 +87,16 @@ class Settings:
     consumer_group: str = "selene-ledger-writer"
     max_event_bytes: int = 65536
     batch_max_records: int = 2000
+    # Group membership timing of the writer (aiokafka's defaults); fault drills shorten them.
+    consumer_session_timeout_ms: int = 10000
+    consumer_heartbeat_interval_ms: int = 3000
+    consumer_max_poll_interval_ms: int = 300000
+    # Static group membership (KIP-345): a writer restarted under the same id by its supervisor takes its
+    # partitions back at once instead of after the session timeout. None: dynamic membership.
+    consumer_instance_id: str | None = None
+    # A writer paused inside a transaction (SIGSTOP, a frozen VM) must not hold its offset-row locks for
+    # ever: PostgreSQL ends its session after this long idle in a transaction, and the new owner proceeds.
+    writer_idle_in_transaction_timeout_ms: int = 30000
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
@@ -131,6 +141,19 @@ class Settings:
             consumer_group=env.get("SELENE_CONSUMER_GROUP", base.consumer_group),
             max_event_bytes=int(env.get("SELENE_MAX_EVENT_BYTES", base.max_event_bytes)),
             batch_max_records=int(env.get("SELENE_BATCH_MAX_RECORDS", base.batch_max_records)),
+            consumer_session_timeout_ms=int(
+                env.get("SELENE_CONSUMER_SESSION_TIMEOUT_MS", base.consumer_session_timeout_ms)
+            ),
+            consumer_heartbeat_interval_ms=int(
+                env.get("SELENE_CONSUMER_HEARTBEAT_INTERVAL_MS", base.consumer_heartbeat_interval_ms)
+            ),
+            consumer_instance_id=env.get("SELENE_CONSUMER_INSTANCE_ID") or None,
+            writer_idle_in_transaction_timeout_ms=int(
+                env.get("SELENE_WRITER_IDLE_IN_TRANSACTION_TIMEOUT_MS", base.writer_idle_in_transaction_timeout_ms)
+            ),
+            consumer_max_poll_interval_ms=int(
+                env.get("SELENE_CONSUMER_MAX_POLL_INTERVAL_MS", base.consumer_max_poll_interval_ms)
+            ),
             kafka_security=security,
             **derived,  # type: ignore[arg-type]
         )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -32,6 +34,19 @@ async def send_raw(settings: Settings, records: Sequence[RawRecord]) -> None:
 
 async def drain(settings: Settings, **options: Any) -> WriterStats:
     return await LedgerWriter(settings, **options).run(until_caught_up=True)
+
+
+@asynccontextmanager
+async def running_writer(settings: Settings) -> AsyncIterator[WriterStats]:
+    """A ledger writer consuming in the background, as in production, until the block ends."""
+    stop = asyncio.Event()
+    writer = LedgerWriter(settings)
+    task = asyncio.create_task(writer.run(stop=stop))
+    try:
+        yield writer.stats
+    finally:
+        stop.set()
+        await task
 
 
 async def event_ids(conn: asyncpg.Connection, table: str, tenants: Sequence[str]) -> list[str]:
@@ -66,8 +81,14 @@ def cli_env(settings: Settings) -> dict[str, str]:
             "SELENE_TOPIC_PREFIX": settings.topic_prefix,
             "SELENE_CONSUMER_GROUP": settings.consumer_group,
             "SELENE_BATCH_MAX_RECORDS": str(settings.batch_max_records),
+            "SELENE_CONSUMER_SESSION_TIMEOUT_MS": str(settings.consumer_session_timeout_ms),
+            "SELENE_CONSUMER_HEARTBEAT_INTERVAL_MS": str(settings.consumer_heartbeat_interval_ms),
+            "SELENE_CONSUMER_MAX_POLL_INTERVAL_MS": str(settings.consumer_max_poll_interval_ms),
+            "SELENE_WRITER_IDLE_IN_TRANSACTION_TIMEOUT_MS": str(settings.writer_idle_in_transaction_timeout_ms),
         }
     )
+    if settings.consumer_instance_id:
+        env["SELENE_CONSUMER_INSTANCE_ID"] = settings.consumer_instance_id
     if settings.database_admin_url:
         env["SELENE_DATABASE_ADMIN_URL"] = settings.database_admin_url
     return env
