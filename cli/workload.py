@@ -1,5 +1,6 @@
 """A realistic sample workload: several tenants, users with devices and sessions, conversation turns and
-audit decisions, about 5 % duplicates, and every class of bad input a writer must survive.
+audit decisions, about 5 % duplicates, every class of bad input a writer must survive, and (when asked for)
+work orders through their life cycle.
 
 Used by the demo, the benchmarks and the end-to-end tests, so all three exercise the same mix.
 """
@@ -19,6 +20,18 @@ from contracts.foundation import (
     DeviceRegisteredEvent,
     IdentityUpsertedEvent,
     SessionOpenedEvent,
+)
+from contracts.work_orders import (
+    ClarificationResolvedEvent,
+    FieldsSetEvent,
+    LeaseAcquiredEvent,
+    LeaseReleasedEvent,
+    PromptAskedEvent,
+    StatusChangedEvent,
+    StepAttemptFinishedEvent,
+    StepAttemptStartedEvent,
+    WorkOrderCanceledEvent,
+    WorkOrderCreatedEvent,
 )
 
 
@@ -79,8 +92,10 @@ def build(
     bad: bool = True,
     seed: int = 7,
     run_id: str | None = None,
+    work_orders: int = 0,
 ) -> Workload:
-    """A deterministic (for a seed) mix; ``run_id`` keeps ids of separate runs apart."""
+    """A deterministic (for a seed) mix; ``run_id`` keeps ids of separate runs apart. ``work_orders`` adds that
+    many work orders per tenant to ``events`` (after everything else, so the rest of the mix is unchanged)."""
     rng = random.Random(seed)
     run = run_id or uuid.uuid4().hex[:8]
     base = datetime.now(UTC) - timedelta(minutes=5)
@@ -183,7 +198,59 @@ def build(
     w.duplicates = [rng.choice(w.events) for _ in range(int(events * duplicate_ratio))]
     if bad:
         w.bad = _bad_records(rng, w, users)
+    for t in range(tenants if work_orders > 0 else 0):
+        tenant_users = [u for u in users if u[0] == f"tenant-{run}-{t}"]
+        for n in range(work_orders):
+            tenant, user, _, _ = tenant_users[n % len(tenant_users)]
+            w.events += _work_order(tenant, user, f"wo-{run}-{t}-{n}", n, base + timedelta(seconds=n))
     return w
+
+
+def _work_order(tenant: str, user: str, wo: str, n: int, at: datetime) -> list[LedgerEvent]:
+    """One work order's life: created with a prefilled field, a field set, one prompt and its answer, then
+    confirmation; then every third is canceled, every third runs (lease, one step) to DONE, the rest stay
+    pending in CONFIRM. Every event is one the writer accepts."""
+    tick = iter(range(1, 100))
+
+    def ev(model: type[LedgerEvent], key: str, **payload: object) -> LedgerEvent:
+        return new_event(
+            model,
+            tenant_id=tenant,
+            engine_id="SELENE_OS",
+            correlation_id=f"thread-{wo}",
+            turn_id=f"turn-{wo}-{key}",
+            idempotency_key=key,
+            occurred_at=at + timedelta(milliseconds=next(tick)),
+            payload={"work_order_id": wo, **payload},
+        )
+
+    events = [
+        ev(
+            WorkOrderCreatedEvent,
+            "create",
+            requester_user_id=user,
+            intent_type="BOOK_TABLE",
+            prefilled={"city": "Lisbon"},
+        ),
+        ev(FieldsSetEvent, "fields-1", fields={"party_size": 2 + n % 4, "restaurant": f"place-{n}"}),
+        ev(StatusChangedEvent, "clarify", to_status="CLARIFY"),
+        ev(PromptAskedEvent, "ask-time", field_key="time", prompt_dedupe_key="ask-time"),
+        ev(ClarificationResolvedEvent, "answer-time", field_key="time", value="19:30"),
+        ev(StatusChangedEvent, "confirm", to_status="CONFIRM"),
+    ]
+    if n % 3 == 0:
+        events.append(ev(WorkOrderCanceledEvent, "cancel", reason_code="USER_CANCELED"))
+    elif n % 3 == 1:
+        lease = {"lease_id": f"lease-{wo}", "holder_id": "executor-1"}
+        events += [
+            ev(StatusChangedEvent, "execute", to_status="EXECUTING"),
+            ev(LeaseAcquiredEvent, "lease", expires_at=at + timedelta(minutes=10), **lease),
+            ev(StepAttemptStartedEvent, "step-1", step_id="reserve", attempt_no=1, lease_id=lease["lease_id"]),
+            ev(StepAttemptFinishedEvent, "step-1-done", step_id="reserve", attempt_no=1, outcome="SUCCEEDED"),
+            ev(LeaseReleasedEvent, "release", lease_id=lease["lease_id"]),
+            ev(StatusChangedEvent, "done", to_status="DONE"),
+        ]
+    return events
 
 
 def _bad_records(rng: random.Random, w: Workload, users: list[tuple[str, str, str, str]]) -> list[RawRecord]:

@@ -73,11 +73,20 @@ class LedgerTable:
 
     spec: LedgerSpec
     extra: tuple[tuple[str, str, Extractor], ...]
+    #: envelope columns this ledger stores under another name, as (envelope column, column) pairs: for when a
+    #: seed's key gives an envelope column's name to something else (engine capability maps key ``engine_id``
+    #: on the mapped engine, so the publishing engine is ``publisher_engine_id`` there).
+    renamed: tuple[tuple[str, str], ...] = ()
     queries: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        fixed = {"event_uuid", "tenant_id", "idempotency_key"} & {old for old, _ in self.renamed}
+        if fixed:  # the dedupe and insert queries below address these by name
+            raise ValueError(f"{self.spec.name}: envelope columns {sorted(fixed)} cannot be renamed")
         cols = self.columns
         names = [c for c, _ in cols]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.spec.name}: duplicate columns in {names}")
         args = ", ".join(f"${i}::{'text' if t == 'jsonb' else t}[]" for i, (_, t) in enumerate(cols, start=1))
         select = ", ".join(f"u.{c}::jsonb" if t == "jsonb" else f"u.{c}" for c, t in cols)
         self.queries["insert"] = (
@@ -110,9 +119,13 @@ class LedgerTable:
             f"ORDER BY {self.spec.id_column} LIMIT $2"
         )
 
+    def envelope_column(self, name: str) -> str:
+        """The column that holds envelope column ``name`` in this ledger."""
+        return dict(self.renamed).get(name, name)
+
     @property
     def columns(self) -> list[tuple[str, str]]:
-        base = [(c, t) for c, t, _ in ENVELOPE_COLUMNS]
+        base = [(self.envelope_column(c), t) for c, t, _ in ENVELOPE_COLUMNS]
         extra = [(c, t) for c, t, _ in self.extra]
         return [
             *base,
@@ -126,7 +139,7 @@ class LedgerTable:
 
     def row(self, event: LedgerEvent, provenance: Provenance) -> LedgerRow:
         payload_json = canonical_payload(event)
-        values = {c: f(event) for c, _, f in ENVELOPE_COLUMNS}
+        values = {self.envelope_column(c): f(event) for c, _, f in ENVELOPE_COLUMNS}
         values.update({c: f(event) for c, _, f in self.extra})
         values["payload"] = payload_json
         values["content_sha256"] = content_sha256(event, payload_json)
@@ -179,18 +192,12 @@ class LedgerTable:
 def event_from_row(table: LedgerTable, row: Mapping[str, Any]) -> LedgerEvent:
     """A ledger row back into its typed event (for rebuilds): the inverse of ``LedgerTable.row``."""
     payload = row["payload"]
+    envelope = {name: row[table.envelope_column(name)] for name, _, _ in ENVELOPE_COLUMNS}
     doc = {
-        "event_id": row["event_uuid"],
-        "tenant_id": row["tenant_id"],
-        "engine_id": row["engine_id"],
+        "event_id": envelope.pop("event_uuid"),
+        **envelope,
         "ledger": table.spec.name,
-        "event_type": row["event_type"],
-        "schema_version": row["schema_version"],
-        "idempotency_key": row["idempotency_key"],
-        "correlation_id": row["correlation_id"],
-        "turn_id": row["turn_id"],
-        "occurred_at": row["occurred_at"],
         "payload": json.loads(payload) if isinstance(payload, str) else payload,
     }
-    model = EVENT_TYPES[event_tag(table.spec.name, row["event_type"])].model
+    model = EVENT_TYPES[event_tag(table.spec.name, envelope["event_type"])].model
     return model.model_validate(doc, strict=False)

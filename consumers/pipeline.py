@@ -9,7 +9,8 @@ projection table, one insert of dead letters. Decisions are taken in Kafka order
     same event or same scoped key, same content       -> counted duplicate, nothing written
     same scoped key, different content                -> dead letter (REJECTED, the original stands)
     a projection refuses it (state rule)              -> dead letter with the projection's reason
-    otherwise                                         -> appended, projections updated
+    otherwise                                         -> appended, projections updated, and the events
+                                                         the projections emitted appended with it
 
 If the database refuses something the Python checks let through (a constraint, a row-level security
 policy), ``apply_isolated`` redoes the batch event by event under savepoints, so the one bad event becomes a
@@ -86,6 +87,7 @@ class Item:
     reason: ReasonCode | None = None
     detail: str = ""
     status: str | None = None  # dead-letter status when outcome == "dead"
+    emitted: int = 0  # derived events appended with it (e.g. its PH1.J audit row)
 
     @property
     def aggregate_key(self) -> str | None:
@@ -115,11 +117,14 @@ class BatchResult:
     deduplicated: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
     isolated: bool = False
+    #: derived rows appended on behalf of appended events (not consumed records, so not in the sum above).
+    emitted: int = 0
 
     def add(self, other: BatchResult) -> None:
         self.consumed += other.consumed
         self.appended += other.appended
         self.deduplicated += other.deduplicated
+        self.emitted += other.emitted
         self.dead_lettered.update(other.dead_lettered)
         self.isolated = self.isolated or other.isolated
 
@@ -172,6 +177,7 @@ class Pipeline:
         for p in self.projections:
             for t in p.writes:
                 self.ref_columns[t] = p.event_ref_columns
+        self.index_tables = frozenset(t for p in self.projections for t in p.indexes)
 
     # -- pure part --------------------------------------------------------------------------------------
     def decode(self, records: Iterable[Record]) -> list[Item]:
@@ -244,6 +250,9 @@ class Pipeline:
             item.outcome = "appended"
             self._remember(item, table, seen)
             to_insert.setdefault(item.event.ledger, []).append(item.row)
+            for derived in view.take_emitted():
+                to_insert.setdefault(derived.ledger, []).append(self._derived_row(item, derived))
+                item.emitted += 1
 
         ids: dict[uuid.UUID, int] = {}
         for ledger, pending in to_insert.items():
@@ -358,6 +367,22 @@ class Pipeline:
             return True
         return False
 
+    def _derived_row(self, item: Item, derived: LedgerEvent) -> LedgerRow:
+        """The ledger row of an event a projection emitted for ``item``, with the source record's provenance.
+
+        Checked here because a wrong emission is a programming error, not bad input: it must stop the writer
+        rather than become a dead letter. A derived event stays in its source's tenant, and no projection may
+        consume it: live would not apply it (it is appended after the projections ran) but a rebuild, reading
+        it back from its ledger, would, and the two would differ.
+        """
+        assert item.event is not None and item.row is not None
+        table = self.ledger_tables.get(derived.ledger)
+        if table is None or derived.tenant_id != item.event.tenant_id:
+            raise ValueError(f"{derived.ledger}/{derived.event_type} emitted for {item.event.event_id} is invalid")
+        if any(p.handles(derived) for p in self.projections):
+            raise ValueError(f"{derived.ledger}/{derived.event_type} is emitted and also consumed by a projection")
+        return table.row(derived, item.row.provenance)
+
     def _remember(self, item: Item, table: LedgerTable, seen: dict[Any, bytes]) -> None:
         assert item.row is not None and item.event is not None
         seen[(item.event.ledger, "uuid", item.event.event_id)] = item.row.content_sha256
@@ -379,7 +404,7 @@ class Pipeline:
     async def _save(
         self, conn: asyncpg.Connection, view: RowView, ids: dict[uuid.UUID, int], *, shadow: bool = False
     ) -> None:
-        changes = view.changes()
+        changes = {t: rows for t, rows in view.changes().items() if t not in self.index_tables}
         resolve_event_refs(changes.keys(), changes, ids, self.ref_columns)
         for table, rows in changes.items():
             await table.save(conn, rows, shadow=shadow)
@@ -390,6 +415,7 @@ class Pipeline:
         for i in items:
             if i.outcome == "appended":
                 result.appended += 1
+                result.emitted += i.emitted
             elif i.outcome == "duplicate":
                 result.deduplicated += 1
             elif i.outcome == "dead":

@@ -72,6 +72,10 @@ class ShadowBuilder:
         self.stats = ShadowStats()
 
     async def reset(self, conn: asyncpg.Connection) -> None:
+        if self.tenant is not None:
+            # Row-level security: a DELETE reaches only the rows of declared tenants (TRUNCATE is not subject
+            # to it). Without this, one tenant's shadow kept its rows and the rebuild applied on top of them.
+            await conn.execute(SET_TENANT_SCOPE, self.tenant)
         for t in self.tables:
             if self.tenant is None:
                 await conn.execute(TRUNCATE_SHADOW.format(shadow=t.shadow))

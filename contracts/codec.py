@@ -136,7 +136,7 @@ def _classify(exc: ValidationError) -> ContractViolation:
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         raw = first.get("input")
         ledger = raw.get("ledger") if isinstance(raw, dict) else None
-        if ledger is None or not isinstance(raw, dict):
+        if not isinstance(ledger, str):
             return ContractViolation("the event names no ledger", ReasonCode.EVENT_SCHEMA_INVALID)
         if ledger not in LEDGERS:
             return ContractViolation(f"unknown ledger {ledger!r}", ReasonCode.EVENT_UNKNOWN_LEDGER)

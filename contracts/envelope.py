@@ -114,16 +114,24 @@ def register_ledger(spec: LedgerSpec) -> LedgerSpec:
 
 
 def register_event(
-    spec: LedgerSpec, event_type: str, payload: type[Payload], schema_versions: tuple[int, ...] = (1,)
+    spec: LedgerSpec,
+    event_type: str,
+    payload: type[Payload],
+    schema_versions: tuple[int, ...] = (1,),
+    base: type[LedgerEvent] = LedgerEvent,
 ) -> type[LedgerEvent]:
-    """Declare an event type of a ledger and build its envelope model."""
+    """Declare an event type of a ledger and build its envelope model.
+
+    ``base`` lets a slice tighten envelope fields for its event type (a required turn id, a fixed engine),
+    so that the publisher refuses what the writer would dead-letter, with the same contract.
+    """
     fields: dict[str, Any] = {
         "ledger": (Literal[spec.name], ...),
         "event_type": (Literal[event_type], ...),
         "schema_version": (Literal[schema_versions], ...),
         "payload": (payload, ...),
     }
-    model: type[LedgerEvent] = create_model(f"{payload.__name__}Event", __base__=LedgerEvent, **fields)
+    model: type[LedgerEvent] = create_model(f"{payload.__name__}Event", __base__=base, **fields)
     model.spec = spec
     entry = EventType(spec=spec, name=event_type, payload=payload, model=model)
     EVENT_TYPES[entry.tag] = entry

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from contracts import audit, foundation
+from contracts import audit, engine_capability_maps, foundation, persona, work_orders
 from contracts.envelope import EVENT_TYPES, LEDGERS, EventType, LedgerSpec
 
-SLICES = (audit, foundation)
+SLICES = (audit, foundation, work_orders, engine_capability_maps, persona)
 
 __all__ = ["EVENT_TYPES", "LEDGERS", "SLICES", "EventType", "LedgerSpec"]

@@ -4,6 +4,11 @@ The writer, the replay consumer and the rebuild all drive projections through th
 ``RowView`` below, so there is one code path that turns events into current state. A projection never
 talks to the database: it declares the rows it reads, and the caller loads them (one query per table per
 batch) and saves what changed (one statement per table per batch).
+
+A projection may also *emit* derived events for another ledger (``RowView.emit``), e.g. the PH1.J audit row
+of a work-order append. Emissions are ledger rows, not projection state: the live writer appends them in the
+same transaction as the event that caused them, and only if that event is appended; replay and rebuild,
+which rebuild state from ledgers that already hold the emitted rows, drop them.
 """
 
 from __future__ import annotations
@@ -29,17 +34,26 @@ class Rejection(Exception):
         self.detail = detail
 
 
+def derived_event_id(source: LedgerEvent, purpose: str) -> uuid.UUID:
+    """The event id of an event derived from ``source``: a function of the source's id, so the same source
+    event (delivered again, re-driven, or retried after a crash) always derives the same id, and the target
+    ledger's unique (tenant_id, event_uuid) key backs up "emitted once"."""
+    return uuid.uuid5(source.event_id, purpose)
+
+
 class RowView:
     """Rows loaded for a batch, and the changes projections make to them, event by event.
 
     Changes of one event are staged and only merged when every projection accepted the event, so a
-    rejection leaves no partial change behind.
+    rejection leaves no partial change behind; the same holds for the events it emits.
     """
 
     def __init__(self, loaded: dict[TableSpec, dict[tuple[Any, ...], Row]]) -> None:
         self._rows = loaded
         self._changed: dict[TableSpec, dict[tuple[Any, ...], Row | None]] = {}
         self._staged: dict[TableSpec, dict[tuple[Any, ...], Row | None]] = {}
+        self._emitted: list[LedgerEvent] = []
+        self._staged_emitted: list[LedgerEvent] = []
 
     def get(self, table: TableSpec, key: tuple[Any, ...]) -> Row | None:
         staged = self._staged.get(table, {})
@@ -53,6 +67,10 @@ class RowView:
     def delete(self, table: TableSpec, key: tuple[Any, ...]) -> None:
         self._staged.setdefault(table, {})[key] = None
 
+    def emit(self, event: LedgerEvent) -> None:
+        """Stage a derived event for another ledger (give it a ``derived_event_id``)."""
+        self._staged_emitted.append(event)
+
     def commit_event(self) -> None:
         for table, rows in self._staged.items():
             for key, row in rows.items():
@@ -62,9 +80,17 @@ class RowView:
                     self._rows.setdefault(table, {})[key] = row
                 self._changed.setdefault(table, {})[key] = row
         self._staged = {}
+        self._emitted += self._staged_emitted
+        self._staged_emitted = []
 
     def discard_event(self) -> None:
         self._staged = {}
+        self._staged_emitted = []
+
+    def take_emitted(self) -> list[LedgerEvent]:
+        """The events emitted by the events committed since the last call."""
+        emitted, self._emitted = self._emitted, []
+        return emitted
 
     def changes(self) -> dict[TableSpec, dict[tuple[Any, ...], Row | None]]:
         return self._changed
@@ -83,11 +109,16 @@ class Projection(ABC):
     writes: tuple[TableSpec, ...] = ()
     #: ledgers whose events it consumes.
     ledgers: frozenset[str] = frozenset()
-    #: a guard that checks references across aggregates and writes nothing: the live writer runs it, but
-    #: replay does not, because the live decision (the dead letters) is what replay must reproduce.
+    #: a guard that checks references across aggregates and writes nothing, or an emitter of derived ledger
+    #: rows: the live writer runs it, but replay and rebuild do not, because the live decision (the dead
+    #: letters) is what replay must reproduce, and the emitted rows are in the ledgers already.
     live_only: bool = False
     #: columns holding a ledger id; a reducer stores the event's uuid there and the caller maps it.
     event_ref_columns: tuple[str, ...] = ("last_event_id",)
+    #: read-only views of tables this projection writes, keyed by a unique key other than the primary key
+    #: (e.g. work orders by (tenant, correlation)). They are loaded like any table; what a reducer puts into
+    #: them only informs later events of the same batch and is never saved.
+    indexes: tuple[TableSpec, ...] = ()
 
     def handles(self, event: LedgerEvent) -> bool:
         return event.ledger in self.ledgers

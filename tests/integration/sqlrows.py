@@ -53,9 +53,47 @@ def conversation_row(tenant: str, correlation: str = "c-1", key: str | None = "k
     return row
 
 
+def work_order_row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") -> dict[str, Any]:
+    """Idempotency is scoped by work order: the ``correlation`` argument picks the work order too."""
+    row = audit_row(tenant, correlation, key)
+    row.update(
+        {
+            "engine_id": "SELENE_OS",
+            "event_type": "WORK_ORDER_CREATED",
+            "work_order_id": f"wo-{correlation}",
+            "payload": json.dumps({"work_order_id": f"wo-{correlation}"}),
+        }
+    )
+    return row
+
+
+def engine_capability_map_row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") -> dict[str, Any]:
+    """This ledger's idempotency is scoped by capability and version, not correlation: the ``correlation``
+    argument (another scope, in the shared tests) picks the capability too."""
+    payload = {
+        "engine_id": "SELENE_OS_CORE_TABLES",
+        "capability_id": f"CAP_{correlation}".upper().replace("-", "_"),
+        "capability_map_version": 1,
+        "reason_code": "TEST_REASON",
+        "capability_name": "Test capability",
+        "input_schema": "In",
+        "output_schema": "Out",
+        "allowed_callers": "SELENE_OS_ONLY",
+        "side_effects": "NONE",
+    }
+    row = audit_row(tenant, correlation, key)
+    row.update(payload)
+    row.update(
+        {"publisher_engine_id": "SELENE_OS", "event_type": "CAPABILITY_MAP_PUBLISHED", "payload": json.dumps(payload)}
+    )
+    return row
+
+
 LEDGER_ROWS = {
     "os_core.audit_events": audit_row,
     "conversation.conversation_ledger": conversation_row,
+    "os_core.work_order_ledger": work_order_row,
+    "os_process.engine_capability_maps": engine_capability_map_row,
 }
 
 

@@ -56,3 +56,19 @@ async def test_ledgers_grant_no_update_delete_truncate(operator_db: asyncpg.Conn
         "SELECT tgrelid::regclass::text AS tbl, tgname, tgenabled FROM pg_trigger WHERE tgname LIKE 'append_only_%'"
     )
     assert modes and all(m["tgenabled"] in ("A", b"A") for m in modes)
+
+
+async def test_every_ledger_has_both_append_only_triggers_with_one_reason(operator_db: asyncpg.Connection) -> None:
+    """A ledger guarded against UPDATE/DELETE but not TRUNCATE (or the reverse) is half append-only."""
+    rows = await operator_db.fetch(
+        "SELECT tgrelid::regclass::text AS tbl, tgname, tgargs FROM pg_trigger "
+        "WHERE tgname IN ('append_only_row', 'append_only_truncate')"
+    )
+    reasons: dict[str, dict[str, str]] = {}
+    for r in rows:
+        reasons.setdefault(r["tbl"], {})[r["tgname"]] = bytes(r["tgargs"]).split(b"\x00", 1)[0].decode()
+    assert len(reasons) >= 2
+    for table, by_trigger in reasons.items():
+        assert set(by_trigger) == {"append_only_row", "append_only_truncate"}, table
+        assert len(set(by_trigger.values())) == 1, (table, by_trigger)
+        assert next(iter(by_trigger.values())).endswith("APPEND_ONLY_VIOLATION"), (table, by_trigger)

@@ -1,0 +1,130 @@
+"""The two database-only modes: L1 (binary COPY, the ceiling) and L2 (the writer's transaction, no Kafka).
+
+Both write the workload's ledger rows into the real, indexed, constrained tables of the bench database.
+L2 calls ``LedgerWriter._write`` itself, so it is the writer's exact batch transaction (fenced offset lock,
+decode, apply under a savepoint, dead letters, offset advance, commit) and follows any change made to it.
+L1 COPYs the very rows ``LedgerTable.row`` makes, one transaction per batch of the same size, as the
+superuser: PostgreSQL refuses COPY FROM into a table under row-level security for every other role, so
+the ceiling also skips the RLS checks (documented in BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import cast
+
+import asyncpg
+
+from bench.child import Result, Spec, rate_result
+from bench.sqlstats import SqlStats
+from bench.stream import StreamRecord, Template, as_records, chunks, token
+from consumers.db import create_pool
+from consumers.ledger import LedgerRow
+from consumers.pipeline import BatchResult, Pipeline, Record
+from consumers.writer import LedgerWriter
+from contracts.settings import Settings
+
+
+class InMemoryWriter:
+    """``LedgerWriter``'s batch transaction, fed from memory: claims its partitions, then writes batches."""
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.writer = LedgerWriter(settings, owner_id=f"bench-{uuid.uuid4().hex[:8]}")
+        self.writer._pool = pool
+        self.next_offset: dict[tuple[str, int], int] = {}
+
+    def records(self, stream: Sequence[StreamRecord]) -> list[Record]:
+        return as_records(stream, self.settings.topic_prefix, self.settings.topic_partitions, self.next_offset)
+
+    async def claim(self, records: Sequence[Record]) -> None:
+        parts = sorted({(r.topic, r.partition) for r in records} - set(self.writer.claims))
+        if not parts:
+            return
+        async with self.pool.acquire() as proxy, proxy.transaction():
+            claims = await self.writer.offsets.claim(cast(asyncpg.Connection, proxy), parts)
+        self.writer.claims.update(claims)
+
+    async def write(self, records: Sequence[Record]) -> BatchResult:
+        await self.claim(records)
+        result, _ = await self.writer._write(list(records))
+        return result
+
+    async def write_all(self, records: Sequence[Record]) -> BatchResult:
+        total = BatchResult()
+        for batch in chunks(records, self.settings.batch_max_records):
+            total.add(await self.write(batch))
+        return total
+
+
+def _counts(result: BatchResult) -> dict[str, object]:
+    return {
+        "appended": result.appended,
+        "deduplicated": result.deduplicated,
+        "dead_lettered": dict(result.dead_lettered),
+    }
+
+
+async def run_l2(spec: Spec) -> Result:
+    """Pre-built records through the writer's transaction, batch by batch, pass after pass (fresh tenants)."""
+    template = Template.load(spec.template)
+    sql = SqlStats(spec.params.get("writer_settings"))
+    pool = await sql.create_pool(spec.settings.database_url, max_size=2)
+    writer = InMemoryWriter(spec.settings, pool)
+    total, seconds, passes = BatchResult(), 0.0, 0
+    try:
+        while passes == 0 or seconds < spec.min_seconds:
+            records = writer.records(template.variant(token(spec.run_tag, "b", passes)))
+            await writer.claim(records)
+            started = time.perf_counter()
+            total.add(await writer.write_all(records))
+            seconds += time.perf_counter() - started
+            passes += 1
+    finally:
+        await pool.close()
+    return rate_result(total.consumed, seconds, passes=passes, sql=sql.summary(), **_counts(total))
+
+
+def _copy_rows(rows: Sequence[LedgerRow], columns: Sequence[str]) -> list[tuple[object, ...]]:
+    return [tuple(r.values[c] for c in columns) for r in rows]
+
+
+async def run_l1(spec: Spec) -> Result:
+    """The same ledger rows by binary COPY, one transaction per batch; identities, devices and sessions (the
+    foreign keys' targets) are written first through the writer, untimed."""
+    template = Template.load(spec.template)
+    settings = spec.settings
+    pipeline = Pipeline(settings)
+    pool = await create_pool(settings.database_url, max_size=2)
+    admin = await asyncpg.connect(settings.database_admin_url)  # plain codecs: jsonb goes in as text
+    writer = InMemoryWriter(settings, pool)
+    rows_total, seconds, passes = 0, 0.0, 0
+    try:
+        while passes == 0 or seconds < spec.min_seconds:
+            stream = template.variant(token(spec.run_tag, str(spec.params.get("letter", "a")), passes))
+            await writer.write_all(writer.records([r for r in stream if r.foundation]))
+            body = [r for r in stream if not r.foundation and not r.duplicate]
+            rows = [i.row for i in pipeline.decode(as_records(body, settings.topic_prefix, 1)) if i.row is not None]
+            started = time.perf_counter()
+            for batch in chunks(rows, settings.batch_max_records):
+                async with admin.transaction():
+                    by_ledger: dict[str, list[LedgerRow]] = {}
+                    for row in batch:
+                        by_ledger.setdefault(row.event.ledger, []).append(row)
+                    for ledger, ledger_rows in by_ledger.items():
+                        table = pipeline.ledger_tables[ledger]
+                        schema, name = table.spec.table.split(".")
+                        columns = [c for c, _ in table.columns]
+                        await admin.copy_records_to_table(
+                            name, schema_name=schema, columns=columns, records=_copy_rows(ledger_rows, columns)
+                        )
+            seconds += time.perf_counter() - started
+            rows_total += len(rows)
+            passes += 1
+    finally:
+        await admin.close()
+        await pool.close()
+    return rate_result(rows_total, seconds, passes=passes, appended=rows_total)
