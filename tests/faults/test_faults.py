@@ -140,8 +140,14 @@ async def test_ambiguous_commit(settings: Settings, run_id: str, operator_db: as
     assert report.in_ledgers == len(w.good)
 
 
+IN_TRANSACTION = """
+SELECT count(*) > 0 FROM pg_stat_activity
+WHERE datname = current_database() AND usename = 'selene_writer' AND xact_start IS NOT NULL AND state <> 'idle'
+"""
+
+
 async def test_zombie_sigstop_cannot_commit(
-    settings: Settings, run_id: str, operator_db: asyncpg.Connection, tmp_path: Path
+    settings: Settings, run_id: str, operator_db: asyncpg.Connection, admin_db: asyncpg.Connection, tmp_path: Path
 ) -> None:
     s = replace(
         settings,
@@ -159,6 +165,11 @@ async def test_zombie_sigstop_cannot_commit(
     await zombie.start()
     try:
         await wait_progress(operator_db, s.consumer_group, await stored(operator_db, s.consumer_group) + 200, 60)
+        # Stop it inside a batch transaction, so that it wakes up mid-batch with stale claims.
+        for _ in range(2000):
+            if await admin_db.fetchval(IN_TRANSACTION):
+                break
+            await asyncio.sleep(0.002)
         zombie.signal(signal.SIGSTOP)
         await other.start()
         # The group moves every partition to the other writer once the zombie misses its session timeout.
