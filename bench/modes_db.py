@@ -20,6 +20,7 @@ import asyncpg
 from bench.child import Result, Spec, rate_result
 from bench.sqlstats import SqlStats
 from bench.stream import StreamRecord, Template, as_records, chunks, token
+from consumers.chain import stamp
 from consumers.db import create_pool
 from consumers.ledger import LedgerRow
 from consumers.pipeline import BatchResult, Pipeline, Record
@@ -118,6 +119,8 @@ async def run_l1(spec: Spec) -> Result:
                         table = pipeline.ledger_tables[ledger]
                         schema, name = table.spec.table.split(".")
                         columns = [c for c, _ in table.columns]
+                        # The hash-chain links every ledger row must carry (computed as the writer does).
+                        await stamp(admin, table.spec.table, columns, [r.values for r in ledger_rows])
                         await admin.copy_records_to_table(
                             name, schema_name=schema, columns=columns, records=_copy_rows(ledger_rows, columns)
                         )

@@ -99,7 +99,7 @@ def versions() -> dict[str, str]:
     root = Path(__file__).resolve().parent.parent
     out["git_commit"] = _cmd("git", "-C", str(root), "rev-parse", "--short", "HEAD")
     dirty = _cmd("git", "-C", str(root), "status", "--porcelain", "--untracked-files=no")
-    out["git_dirty_files"] = ", ".join(line[3:] for line in dirty.splitlines()) or "none"
+    out["git_dirty_files"] = ", ".join(line.split(maxsplit=1)[-1] for line in dirty.splitlines() if line) or "none"
     return out
 
 

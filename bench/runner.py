@@ -141,7 +141,7 @@ async def mode_drain(run: Run) -> dict[str, Any]:
 async def mode_replay(run: Run) -> dict[str, Any]:
     if "drain" not in run.modes:  # replay needs the ledger rows the writer appended from these topics
         await run.child("drain", run.env.settings("drain"))
-    return await run.child("replay", run.env.settings("drain"), min_seconds=0.0)
+    return await run.child("replay", run.env.settings("drain"))
 
 
 async def mode_naive(run: Run) -> dict[str, Any]:
@@ -160,7 +160,9 @@ async def mode_peer(run: Run) -> dict[str, Any]:
     from bench.env import create_topic
 
     await create_topic(settings, peer.topic, settings.topic_partitions)
-    stream = run.template.variant(token(run.env.run_tag, "p"))
+    # Two copies (fresh tenants each): the peer is fast enough that one would take it under 20 s.
+    copies = 1 if run.config.quick else 2
+    stream = [r for i in range(copies) for r in run.template.variant(token(run.env.run_tag, "p", i))]
     try:
         return await run_peer(peer, stream, max_seconds=run.config.peer_seconds)
     except PeerError as exc:

@@ -7,9 +7,11 @@ from collections import Counter
 
 from cli.workload import build, topic_of
 from consumers.db import connect
+from consumers.projections import LEDGER_TABLES
 from consumers.rebuild import Rebuilder
 from consumers.replay import Replayer
 from consumers.status import ledger_counts
+from consumers.verify import verify
 from consumers.writer import LedgerWriter, WriterStats
 from contracts.settings import Settings
 from producers.publisher import Publisher
@@ -24,10 +26,12 @@ async def run_demo(settings: Settings, *, tenants: int, events: int) -> int:
     """Publish a mixed workload, drain it with the writer, print the summary; non-zero if it does not add up."""
     started = time.monotonic()
     await ensure_topics(settings)
-    workload = build(tenants=tenants, events=events)
+    workload = build(tenants=tenants, events=events, work_orders=4)
+    kinds = Counter(e.ledger for e in workload.events)
     print(
         f"workload: {tenants} tenants, {len(workload.foundation)} identity/device/session events, "
-        f"{len(workload.events)} conversation and audit events, {len(workload.duplicates)} duplicates, "
+        f"{len(workload.events)} events ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}), "
+        f"{len(workload.duplicates)} duplicates, "
         f"{len(workload.bad)} bad records"
     )
     before = await _drain(settings)  # whatever an earlier run left on the topics, so the summary is this run's
@@ -90,5 +94,14 @@ async def run_demo(settings: Settings, *, tenants: int, events: int) -> int:
         f"  rebuild from the ledgers equals live: {'yes' if rebuilt.equal else 'NO'} "
         f"({rebuilt.events} ledger rows, {rebuilt.seconds:.1f}s)"
     )
+    conn = await connect(settings.database_operator_url)
+    try:
+        chains = await verify(conn, LEDGER_TABLES)
+    finally:
+        await conn.close()
+    print(
+        f"  hash chains intact: {'yes' if chains.ok else 'NO'} ({chains.rows} ledger rows in {len(chains.chains)} "
+        "chains; `selene-ledger verify`)"
+    )
     print(f"  time {time.monotonic() - started:.1f}s")
-    return 0 if adds_up and matches and replayed.equal and rebuilt.equal else 1
+    return 0 if adds_up and matches and replayed.equal and rebuilt.equal and chains.ok else 1

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from consumers.chain import stamp
 from contracts.codec import canonical_payload, content_sha256
 from contracts.envelope import EVENT_TYPES, LedgerEvent, LedgerSpec, event_tag
 
@@ -135,6 +136,8 @@ class LedgerTable:
             ("source_topic", "text"),
             ("source_partition", "integer"),
             ("source_offset", "bigint"),
+            ("chain_seq", "bigint"),
+            ("row_hash", "bytea"),
         ]
 
     def row(self, event: LedgerEvent, provenance: Provenance) -> LedgerRow:
@@ -184,7 +187,9 @@ class LedgerTable:
         """Append ``rows``; returns event uuid -> ledger id for the rows actually inserted."""
         if not rows:
             return {}
-        arrays = [[r.values[c] for r in rows] for c, _ in self.columns]
+        names = [c for c, _ in self.columns]
+        await stamp(conn, self.spec.table, names, [r.values for r in rows])  # tamper evidence, same transaction
+        arrays = [[r.values[c] for r in rows] for c in names]
         records = await conn.fetch(self.queries["insert"], *arrays)
         return {rec["event_uuid"]: rec[self.spec.id_column] for rec in records}
 

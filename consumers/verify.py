@@ -86,6 +86,7 @@ async def verify(
     tables: dict[str, LedgerTable],
     against: dict[ChainKey, tuple[int, str]] | None = None,
     page: int = 5000,
+    topic_prefix: str | None = None,
 ) -> VerifyReport:
     """Check every chain of every ledger in ``tables`` (run as the operator role, which reads all tenants)."""
     report = VerifyReport()
@@ -96,12 +97,14 @@ async def verify(
     for table in tables.values():
         name = table.spec.table
         cols = [c for c, _ in table.columns]
-        unchained = await conn.fetchval(UNCHAINED.format(table=name))
+        unchained = await conn.fetchval(UNCHAINED.format(table=name)) if topic_prefix is None else 0
         if unchained:
             report.problems.append(f"{name}: {unchained} rows carry no chain link")
         keys = {(t, p) for (tt, t, p) in heads if tt == name}
         keys |= {(r["source_topic"], r["source_partition"]) for r in await conn.fetch(CHAIN_KEYS.format(table=name))}
         query = CHAIN_ROWS.format(id=table.spec.id_column, cols=", ".join(cols), table=name)
+        if topic_prefix is not None:
+            keys = {k for k in keys if k[0].startswith(topic_prefix)}
         for topic, part in sorted(keys):
             key = (name, topic, part)
             seq, head, last_id, broken = 0, GENESIS, 0, False
@@ -158,6 +161,8 @@ async def verify(
                     )
     if against:
         for key, (dseq, _) in against.items():
+            if topic_prefix is not None and not key[1].startswith(topic_prefix):
+                continue
             if key not in report.chains and dseq > 0:
                 report.problems.append(f"{key[0]} chain {key[1]}[{key[2]}]: in the digest (seq {dseq}) but gone")
     return report
