@@ -187,14 +187,21 @@ class Pipeline:
             item = Item(record)
             try:
                 event = self.decoder.decode(record.value)
-                self.decoder.check_transport(
-                    event, record.topic, record.key, record.headers, self.settings.topic_prefix
-                )
                 table = self.ledger_tables.get(event.ledger)
                 if table is None:
                     raise ContractViolation(f"no table for ledger {event.ledger}", ReasonCode.EVENT_UNKNOWN_LEDGER)
+                row = table.row(event, Provenance(record.topic, record.partition, record.offset))
+                # The row already holds the canonical payload: the transport check reuses it.
+                self.decoder.check_transport(
+                    event,
+                    record.topic,
+                    record.key,
+                    record.headers,
+                    self.settings.topic_prefix,
+                    payload_json=row.values["payload"],
+                )
                 item.event = event
-                item.row = table.row(event, Provenance(record.topic, record.partition, record.offset))
+                item.row = row
             except SeleneError as exc:
                 item.dead(exc.reason_code, exc.detail)
             items.append(item)

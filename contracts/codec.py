@@ -101,7 +101,15 @@ class Decoder:
         except ValidationError as exc:
             raise _classify(exc) from exc
 
-    def check_transport(self, event: LedgerEvent, topic: str, key: bytes | None, headers: Headers, prefix: str) -> None:
+    def check_transport(
+        self,
+        event: LedgerEvent,
+        topic: str,
+        key: bytes | None,
+        headers: Headers,
+        prefix: str,
+        payload_json: str | None = None,
+    ) -> None:
         """The Kafka record must agree with the event it carries: topic, key (tenant/aggregate), headers."""
         spec = event.spec
         if topic != spec.topic(prefix):
@@ -121,7 +129,8 @@ class Decoder:
                 f"key {key!r} is not the event's tenant/aggregate {event.kafka_key!r}",
                 ReasonCode.EVENT_KEY_MISMATCH,
             )
-        if len(canonical_payload(event).encode()) > spec.max_payload_bytes:
+        body = payload_json if payload_json is not None else canonical_payload(event)
+        if len(body.encode()) > spec.max_payload_bytes:
             raise ContractViolation(
                 f"payload over the {spec.max_payload_bytes}-byte bound of {spec.name}", ReasonCode.EVENT_OVERSIZE
             )
