@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.env import BenchEnv, delete_run_topics, postgres_facts
@@ -76,7 +77,10 @@ async def _run(args: argparse.Namespace) -> int:
     env = BenchEnv(Settings.from_env(), random_run_tag())
     run = await execute(config_from(args), env)
     doc = build(run, await postgres_facts(env))
-    paths = write(doc, args.out)
+    stem = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
+    if run.config.writer_settings:  # a measured proposal, not the writer as it is: say so in the name
+        stem += "-" + "-".join(value for _, value in run.config.writer_settings)
+    paths = write(doc, args.out, stem=stem)
     print("results: " + ", ".join(str(p) for p in paths.values()))
     for r in doc["ratios"]:
         print(f"  {r['name']:<28} {r['value']!s:>10}  target {r['target']:<8} met={r['met']}")

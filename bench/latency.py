@@ -50,14 +50,15 @@ class StampingWriter(LedgerWriter):
 
 async def run_latency_writer(spec: Spec) -> Result:
     """Runs until SIGTERM, then writes its commit stamps to ``params['stamps']``."""
-    SqlStats(spec.params.get("writer_settings")).patch_writer()
+    sql = SqlStats(spec.params.get("writer_settings"))
+    sql.patch_writer()
     writer = StampingWriter(spec.settings)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     started = time.perf_counter()
     stats = await writer.run(stop=stop)
     await asyncio.to_thread(Path(spec.params["stamps"]).write_text, json.dumps(writer.stamps))
-    return rate_result(stats.result.consumed, time.perf_counter() - started, batches=stats.batches)
+    return rate_result(stats.result.consumed, time.perf_counter() - started, batches=stats.batches, sql=sql.summary())
 
 
 def load_stamps(path: Path) -> dict[TPO, int]:

@@ -226,12 +226,13 @@ async def test_at_os_core_db_03_idempotency_dedupe_works(
             await writer_db.execute(
                 "INSERT INTO os_core.work_order_ledger (event_uuid, tenant_id, engine_id, event_type, schema_version, "
                 "correlation_id, idempotency_key, work_order_id, occurred_at, payload, content_sha256, source_topic, "
-                "source_partition, source_offset) "
-                "VALUES ($1, $2, 'X', 'FIELDS_SET', 1, 'c', 'f1', $3, now(), '{}', $4, 't', 0, 0)",
+                "source_partition, source_offset, chain_seq, row_hash) "
+                "VALUES ($1, $2, 'X', 'FIELDS_SET', 1, 'c', 'f1', $3, now(), '{}', $4, $5, 0, 0, 1, $4)",
                 uuid.uuid4(),
                 tenant,
                 one.wo,
                 b"\0" * 32,
+                f"t-{uuid.uuid4().hex}",
             )
 
 

@@ -151,7 +151,7 @@ async def test_zombie_sigstop_cannot_commit(
 ) -> None:
     s = replace(
         settings,
-        batch_max_records=20,
+        batch_max_records=400,
         consumer_session_timeout_ms=6000,
         consumer_heartbeat_interval_ms=1000,
         consumer_max_poll_interval_ms=6000,
@@ -166,11 +166,14 @@ async def test_zombie_sigstop_cannot_commit(
     try:
         await wait_progress(operator_db, s.consumer_group, await stored(operator_db, s.consumer_group) + 200, 60)
         # Stop it inside a batch transaction, so that it wakes up mid-batch with stale claims.
-        for _ in range(2000):
+        caught = False
+        for _ in range(10000):
             if await admin_db.fetchval(IN_TRANSACTION):
+                caught = True
                 break
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.001)
         zombie.signal(signal.SIGSTOP)
+        assert caught, "never saw the writer inside a batch transaction"
         await other.start()
         # The group moves every partition to the other writer once the zombie misses its session timeout.
         at = await stored(operator_db, s.consumer_group)

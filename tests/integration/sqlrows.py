@@ -31,7 +31,10 @@ def audit_row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") ->
         "occurred_at": datetime.now(UTC),
         "payload": json.dumps({"reason_code": "TEST_REASON", "summary": "x"}),
         "content_sha256": hashlib.sha256(b"x").digest(),
-        "source_topic": "test",
+        # Each row its own one-row chain: these rows bypass the writer, which links real chains.
+        "source_topic": f"test-{uuid.uuid4().hex}",
+        "chain_seq": 1,
+        "row_hash": hashlib.sha256(uuid.uuid4().bytes).digest(),
         "source_partition": 0,
         "source_offset": 0,
     }
