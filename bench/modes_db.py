@@ -28,6 +28,15 @@ from consumers.writer import LedgerWriter
 from contracts.settings import Settings
 
 
+def writer_session_settings(settings: Settings) -> dict[str, str]:
+    """The session settings ``LedgerWriter.run`` gives its pool (kept in step by hand: the writer builds them
+    inline), so that L2 runs the writer's statements under the writer's planner settings."""
+    return {
+        "idle_in_transaction_session_timeout": str(getattr(settings, "writer_idle_in_transaction_timeout_ms", 0)),
+        "plan_cache_mode": "force_custom_plan",
+    }
+
+
 class InMemoryWriter:
     """``LedgerWriter``'s batch transaction, fed from memory: claims its partitions, then writes batches."""
 
@@ -73,7 +82,9 @@ async def run_l2(spec: Spec) -> Result:
     """Pre-built records through the writer's transaction, batch by batch, pass after pass (fresh tenants)."""
     template = Template.load(spec.template)
     sql = SqlStats(spec.params.get("writer_settings"))
-    pool = await sql.create_pool(spec.settings.database_url, max_size=2)
+    pool = await sql.create_pool(
+        spec.settings.database_url, max_size=2, server_settings=writer_session_settings(spec.settings)
+    )
     writer = InMemoryWriter(spec.settings, pool)
     total, seconds, passes = BatchResult(), 0.0, 0
     try:

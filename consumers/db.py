@@ -24,9 +24,14 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+# Batch statements take arrays whose sizes decide the plan; a cached generic plan guesses and can scan whole
+# ledgers (measured: the writer's dedupe look-up 3.5 s per batch generic vs 68 ms custom).
+CUSTOM_PLANS = {"plan_cache_mode": "force_custom_plan"}
+
+
 async def connect(url: str) -> asyncpg.Connection:
     try:
-        conn = await asyncpg.connect(url)
+        conn = await asyncpg.connect(url, server_settings=CUSTOM_PLANS)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise RetriableError(f"cannot connect to PostgreSQL: {exc}", ReasonCode.DATABASE_UNAVAILABLE) from exc
     await init_connection(conn)
