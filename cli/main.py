@@ -154,16 +154,14 @@ async def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         pipeline = Pipeline(settings)
         if args.all:
             targets = await deadletters.blocked_aggregates(conn)
+            reports = [await deadletters.redrive(conn, pipeline, topic, key) for topic, key in targets]
         else:
             one = await deadletters.redrive_one(conn, pipeline, args.id)
             if one is None:
                 print(f"dead letter {args.id}: nothing to re-drive (not found, already re-driven or discarded)")
                 return 1
-            targets = []
             reports = [one]
         failed = 0
-        if args.all:
-            reports = [await deadletters.redrive(conn, pipeline, topic, key) for topic, key in targets]
         for report in reports:
             topic, key = report.topic, report.aggregate_key
             print(

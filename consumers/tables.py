@@ -8,7 +8,7 @@ size. The same spec targets the live table or its shadow twin (replay, rebuild),
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,8 +97,3 @@ class TableSpec:
 
     def _target(self, shadow: bool) -> str:
         return self.shadow if shadow else self.name
-
-
-def columns_of(rows: Sequence[Row], names: Sequence[str]) -> list[list[Any]]:
-    """Row dicts to one array per column, for ``unnest``."""
-    return [[r[n] for r in rows] for n in names]

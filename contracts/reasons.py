@@ -130,12 +130,6 @@ class ContractViolation(SeleneError):
     """An event does not satisfy its contract (decode, schema, size, tenant, key)."""
 
 
-class AppendOnlyViolation(SeleneError):
-    """A ledger row was about to be changed or removed; the database refused."""
-
-    reason_code = ReasonCode.PH1_J_AUDIT_APPEND_ONLY_VIOLATION
-
-
 class TenantScopeViolation(SeleneError):
     """A read or write crossed a tenant boundary; the database refused or found nothing."""
 
@@ -146,9 +140,3 @@ class RetriableError(SeleneError):
     """The database or broker was unavailable, or this writer was fenced: the batch may be retried."""
 
     reason_code = ReasonCode.DATABASE_UNAVAILABLE
-
-
-class WriterFenced(RetriableError):
-    """Another consumer now owns a partition of this batch; the batch must be dropped, not committed."""
-
-    reason_code = ReasonCode.WRITER_FENCED

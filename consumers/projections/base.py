@@ -95,12 +95,6 @@ class RowView:
     def changes(self) -> dict[TableSpec, dict[tuple[Any, ...], Row | None]]:
         return self._changed
 
-    def reset_changes(self) -> None:
-        self._changed = {}
-
-    def has(self, table: TableSpec, key: tuple[Any, ...]) -> bool:
-        return key in self._rows.get(table, {}) or key in self._staged.get(table, {})
-
 
 class Projection(ABC):
     """A current table (or several) derived from one or more ledgers."""
