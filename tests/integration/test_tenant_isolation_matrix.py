@@ -19,14 +19,11 @@ while a session-level setting would (the negative control).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib
 import inspect
 import os
 import pkgutil
-import random
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -36,44 +33,25 @@ from typing import Any
 import asyncpg
 import pytest
 
-from consumers.db import connect, init_connection
+from consumers.db import connect
 from contracts.reasons import SeleneError
 from contracts.settings import Settings
+from tests.faults.tenantleak import (
+    AFTER,
+    SCOPE,
+    Exception_,
+    documented_exceptions,
+    pooled_interleavings,
+    reads_every_tenant,
+    tenant_pool,
+    writes_every_tenant,
+)
 from tests.integration.catalogrows import APP_ROLES, Seed, insert_sql, seed
 
 pytestmark = pytest.mark.integration
 
-SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
 STANDARD_QUAL = "(tenant_id = ANY (selene_ops.tenant_scope()))"
 CONTEXTS = ("own", "other", "unset", "empty")
-# writer_binding_read: sql/0002 (identities, devices, sessions) and sql/0005 (work_orders_current).
-BINDING_TABLES = frozenset({"os_core.identities", "os_core.devices", "os_core.sessions", "os_core.work_orders_current"})
-DEAD_LETTERS = "selene_ops.dead_letters"
-
-# The documented exceptions to tenant scoping, as the SQL creates them: (policy, role, command, USING, WITH
-# CHECK) per table. ``None`` for WITH CHECK means the policy has none (FOR SELECT).
-Exception_ = tuple[str, str, str, str, str | None]
-
-
-def documented_exceptions(table: str) -> set[Exception_]:
-    """What sql/0001 (enable_tenant_rls), 0002 and 0005 (writer_binding_read) and 0004 (dead letters,
-    make_shadow) document for ``table``; anything else that lets a role past its tenant scope is undocumented."""
-    found: set[Exception_] = {("operator_read", "selene_operator", "SELECT", "true", None)}
-    if table in BINDING_TABLES:
-        found.add(("writer_binding_read", "selene_writer", "SELECT", "true", None))
-    if table == DEAD_LETTERS:
-        found.add(("writer_quarantine", "selene_writer", "ALL", "true", "true"))
-    if table.startswith("selene_shadow."):
-        found.add(("writer_read_all", "selene_writer", "SELECT", "true", None))
-    return found
-
-
-def reads_every_tenant(role: str, table: str) -> bool:
-    return any(role == r and cmd in ("SELECT", "ALL") for _, r, cmd, _, _ in documented_exceptions(table))
-
-
-def writes_every_tenant(role: str, table: str) -> bool:
-    return any(role == r and check == "true" for _, r, _, _, check in documented_exceptions(table))
 
 
 # -- fixtures ---------------------------------------------------------------------------------------------------
@@ -378,28 +356,8 @@ async def test_typed_repositories_scoped_to_one_tenant_return_nothing_of_another
 
 # -- pooled connections -----------------------------------------------------------------------------------------
 
-VISIBLE = "SELECT DISTINCT tenant_id FROM os_core.audit_events WHERE tenant_id = ANY($1::text[])"
-AFTER = (
-    "SELECT current_setting('selene.tenant_ids', true) AS scope, "
-    "(SELECT count(*) FROM os_core.audit_events WHERE tenant_id = ANY($1::text[])) AS visible"
-)
 # 100,000 is the soak (about two minutes here: four round trips per interleaving on two cores); CI runs fewer.
 SOAK_ITERATIONS = int(os.environ.get("SELENE_TENANT_SOAK_ITERATIONS", "20000"))
-
-
-class InjectedError(Exception):
-    """Raised on purpose inside a scoped transaction."""
-
-
-async def _keep_session_state(conn: asyncpg.Connection) -> None:
-    """A pool reset that does not RESET ALL: what a transaction-mode pooler (PgBouncer) gives you."""
-
-
-async def _pool(url: str, *, max_size: int, reset_session: bool) -> asyncpg.Pool:
-    options: dict[str, Any] = {} if reset_session else {"reset": _keep_session_state}
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, init=init_connection, **options)
-    assert pool is not None
-    return pool
 
 
 @pytest.fixture(scope="module")
@@ -414,56 +372,13 @@ async def pool_tenants(world: World) -> list[str]:
 
 @pytest.mark.slow
 async def test_pooled_interleavings_with_errors_leak_no_tenant(migrated: Settings, pool_tenants: list[str]) -> None:
-    tenants = pool_tenants
-    # No RESET ALL on release: isolation must come from the transaction-scoped setting alone.
-    pool = await _pool(migrated.database_reader_url, max_size=2, reset_session=False)
-    leaks: list[str] = []
-    wrong_scope: list[str] = []
-    done = 0
+    """One implementation (tests/faults/tenantleak.py), run here in CI and by the soak after its storm."""
     workers = 4
-
-    async def scoped_work(conn: Any, tenant: str, mode: int, *, check: bool) -> None:
-        """Declare the tenant, then fail in one of three ways (mode 1-3) or not at all (mode 0)."""
-        await conn.execute(SCOPE, tenant)
-        if mode == 1:
-            raise InjectedError
-        if mode == 2:
-            await conn.execute("SELECT 1 / 0")  # the server aborts the transaction
-        if check:
-            seen = [r["tenant_id"] for r in await conn.fetch(VISIBLE, tenants)]
-            if seen != [tenant]:
-                wrong_scope.append(f"scope {tenant} saw {seen}")
-        if mode == 3:
-            raise InjectedError
-
-    async def worker(seed_value: int, n: int) -> None:
-        nonlocal done
-        rng = random.Random(seed_value)
-        for i in range(n):
-            tenant, mode = rng.choice(tenants), rng.randrange(4)
-            async with pool.acquire() as conn:
-                try:
-                    async with conn.transaction():
-                        await scoped_work(conn, tenant, mode, check=i % 8 == 0 or mode == 3)
-                except (InjectedError, asyncpg.DivisionByZeroError):
-                    pass
-                after = await conn.fetchrow(AFTER, tenants)  # the same pooled connection, no scope
-                assert after is not None
-                if after["scope"] not in ("", None) or after["visible"]:
-                    leaks.append(f"after a {tenant} transaction (mode {mode}): {dict(after)}")
-            done += 1
-
-    started = time.monotonic()
-    try:
-        per_worker = SOAK_ITERATIONS // workers
-        await asyncio.gather(*(worker(w, per_worker) for w in range(workers)))
-    finally:
-        await pool.close()
-    elapsed = time.monotonic() - started
-    print(f"{done} pooled interleavings in {elapsed:.1f} s")  # measured, never asserted
-    assert done == (SOAK_ITERATIONS // workers) * workers
-    assert wrong_scope == []
-    assert leaks == []
+    result = await pooled_interleavings(migrated.database_reader_url, pool_tenants, SOAK_ITERATIONS, workers=workers)
+    print(f"{result.done} pooled interleavings in {result.seconds:.1f} s")  # measured, never asserted
+    assert result.done == (SOAK_ITERATIONS // workers) * workers
+    assert result.wrong_scope == []
+    assert result.leaks == []
 
 
 async def test_negative_control_session_level_scope_leaks_to_the_next_user(
@@ -471,7 +386,7 @@ async def test_negative_control_session_level_scope_leaks_to_the_next_user(
 ) -> None:
     """What the transaction-scoped setting protects against: a session-level one outlives its user."""
     a = pool_tenants[0]
-    pool = await _pool(migrated.database_reader_url, max_size=1, reset_session=False)
+    pool = await tenant_pool(migrated.database_reader_url, max_size=1, reset_session=False)
     try:
         for declare in ("SELECT set_config('selene.tenant_ids', $1, false)", "SET selene.tenant_ids = {}"):
             async with pool.acquire() as conn:
@@ -497,7 +412,7 @@ async def test_negative_control_session_level_scope_leaks_to_the_next_user(
         await pool.close()
     # asyncpg's default pool runs RESET ALL on release, which hides a session-level setting from the next
     # user (but not from later transactions of the same user); the code must not rely on it, see above.
-    default_pool = await _pool(migrated.database_reader_url, max_size=1, reset_session=True)
+    default_pool = await tenant_pool(migrated.database_reader_url, max_size=1, reset_session=True)
     try:
         async with default_pool.acquire() as conn:
             await conn.execute("SELECT set_config('selene.tenant_ids', $1, false)", a)
