@@ -6,6 +6,10 @@ three outcomes that matter: the right CA (and credentials) connect, plaintext is
 certificate does not chain to the configured CA (or does not name the host) is refused. The client settings
 are the project's own: URLs with ``sslmode=verify-full&sslrootcert=...`` (passed through untouched by
 ``contracts.settings``) and ``SELENE_KAFKA_SECURITY_PROTOCOL`` and friends (``KafkaSecurity``).
+
+PostgreSQL client certificates need no setting of their own either: asyncpg reads ``sslcert`` and ``sslkey``
+from the URL's query, so one role's pg_hba line may require ``cert`` (``clientcert=verify-full``: a
+certificate from the server's CA whose common name is the login) and the same URL mechanism carries it.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from tests.integration.tlscerts import CertificateAuthority, Issued
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ADMIN_PASSWORD = "tls-admin-" + uuid.uuid4().hex[:12]
+CERT_USER = "selene_cert_login"
 SCRAM_PASSWORD = "scram-" + uuid.uuid4().hex[:12]
 
 
@@ -97,18 +102,24 @@ class TlsPostgresNode(PostgresNode):
 
     cert: Path = Path()
     key: Path = Path()
+    client_ca: Path = Path()
 
     def config_text(self) -> str:
         return super().config_text() + (
             "listen_addresses = '127.0.0.1,127.0.0.2'\n"  # .2: a name the certificate does not carry
             "shared_buffers = '32MB'\nmax_connections = 30\n"
             f"ssl = on\nssl_cert_file = '{self.cert}'\nssl_key_file = '{self.key}'\n"
+            f"ssl_ca_file = '{self.client_ca}'\n"  # the CA client certificates must chain to
             "ssl_min_protocol_version = 'TLSv1.2'\n"
         )
 
     def write_config(self) -> bool:
         changed = super().write_config()
-        hba = "local all all peer\nhostssl all all 127.0.0.0/8 scram-sha-256\n"
+        # CERT_USER logs in by client certificate only (``cert`` implies clientcert=verify-full); others by
+        # password, over TLS only.
+        hba = (
+            f"local all all peer\nhostssl all {CERT_USER} 127.0.0.0/8 cert\nhostssl all all 127.0.0.0/8 scram-sha-256\n"
+        )
         (self.data_dir / "pg_hba.conf").write_text(hba)
         return changed
 
@@ -118,12 +129,22 @@ class TlsPostgres:
     port: int
     ca: Path
     other_ca: Path
+    client: Issued  # CN = CERT_USER, from the server's CA
+    client_other_ca: Issued  # CN = CERT_USER, from another CA
+    client_other_user: Issued  # from the server's CA, for another login
 
     def url(self, *, host: str = "127.0.0.1", sslmode: str = "verify-full", ca: Path | None = None) -> str:
         query = f"sslmode={sslmode}"
         if sslmode != "disable":
             query += f"&sslrootcert={quote(str(ca or self.ca), safe='')}"
         return f"postgresql://postgres:{ADMIN_PASSWORD}@{host}:{self.port}/postgres?{query}"
+
+    def cert_url(self, client: Issued | None) -> str:
+        """CERT_USER's URL (no password), with ``client``'s certificate and key in the query when given."""
+        query = f"sslmode=verify-full&sslrootcert={quote(str(self.ca), safe='')}"
+        if client is not None:
+            query += f"&sslcert={quote(str(client.cert), safe='')}&sslkey={quote(str(client.key), safe='')}"
+        return f"postgresql://{CERT_USER}@127.0.0.1:{self.port}/postgres?{query}"
 
 
 @pytest.fixture(scope="module")
@@ -138,14 +159,24 @@ def tls_postgres() -> Iterator[TlsPostgres]:
         ca = CertificateAuthority("selene test CA")
         other = CertificateAuthority("some other CA")
         server: Issued = ca.issue(area, "server", dns=["localhost"], ips=["127.0.0.1"])
-        for path in (server.cert, server.key):
+        client_ca = ca.write(area / "client-ca.pem")
+        for path in (server.cert, server.key, client_ca):
             _chown(path, user)  # the server reads its key only if it owns it (mode 0600)
-        node = TlsPostgresNode(area, free_port(55532), bin_dir, user, cert=server.cert, key=server.key)
+        node = TlsPostgresNode(
+            area, free_port(55532), bin_dir, user, cert=server.cert, key=server.key, client_ca=client_ca
+        )
         node.initdb("postgres", ADMIN_PASSWORD)
         node.write_config()
         node.start()
         try:
-            yield TlsPostgres(node.port, ca.write(root / "ca.pem"), other.write(root / "other-ca.pem"))
+            yield TlsPostgres(
+                node.port,
+                ca.write(root / "ca.pem"),
+                other.write(root / "other-ca.pem"),
+                client=ca.issue_client(root, "client", CERT_USER),
+                client_other_ca=other.issue_client(root, "client-other-ca", CERT_USER),
+                client_other_user=ca.issue_client(root, "client-other-user", "postgres"),
+            )
         finally:
             node.stop()
     finally:
@@ -194,6 +225,38 @@ async def test_the_project_runs_over_verify_full_through_its_settings(tls_postgr
             assert await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is True
         finally:
             await conn.close()
+
+
+async def test_postgres_client_certificate_required_by_pg_hba_cert(tls_postgres: TlsPostgres) -> None:
+    """pg_hba ``hostssl ... cert`` for one login: with its certificate (in the URL, through the project's
+    settings and connect) it connects; without one, with one from another CA or for another login, refused."""
+    admin = await asyncpg.connect(tls_postgres.url())
+    try:
+        if not await admin.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", CERT_USER):
+            await admin.execute(f"CREATE ROLE {CERT_USER} LOGIN")  # no password: the certificate is the credential
+    finally:
+        await admin.close()
+
+    settings = Settings.from_env({"SELENE_DATABASE_URL": tls_postgres.cert_url(tls_postgres.client)})
+    assert "sslcert=" in settings.database_url and "sslkey=" in settings.database_url  # passed through untouched
+    conn = await connect(settings.database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT current_user AS login, ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        )
+        assert row is not None and row["login"] == CERT_USER and row["ssl"] is True
+        assert row["client_dn"] == f"/CN={CERT_USER}"
+    finally:
+        await conn.close()
+
+    with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError):  # 28000: a certificate is required
+        await asyncpg.connect(tls_postgres.cert_url(None))
+    with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError):  # 28000: its CN names another login
+        await asyncpg.connect(tls_postgres.cert_url(tls_postgres.client_other_user))
+    # A certificate the server's CA did not sign fails the TLS handshake on the server's side: under TLS 1.3
+    # the client has already finished its half, so it sees the server's alert or just the connection closed.
+    with pytest.raises((ssl.SSLError, ConnectionError, asyncpg.ConnectionDoesNotExistError)):
+        await asyncpg.connect(tls_postgres.cert_url(tls_postgres.client_other_ca))
 
 
 # -- Kafka --------------------------------------------------------------------------------------------------------

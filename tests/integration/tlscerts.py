@@ -1,4 +1,4 @@
-"""A throwaway certificate authority and server certificates for the transport-security tests (PEM files)."""
+"""A throwaway certificate authority, server and client certificates for the transport-security tests (PEM)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ class Issued:
 
 
 class CertificateAuthority:
-    """A self-signed CA that signs server certificates for names and IP addresses on this machine."""
+    """A self-signed CA that signs server certificates for names and IP addresses on this machine, and client
+    certificates for database users."""
 
     def __init__(self, name: str) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -63,24 +64,40 @@ class CertificateAuthority:
 
     def issue(self, directory: Path, name: str, dns: list[str], ips: list[str]) -> Issued:
         """A server certificate for ``dns`` and ``ips`` (subjectAltName), key in unencrypted PKCS#8."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.now(UTC)
         alt_names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
         alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-        cert = (
+        return self._issue(directory, name, name, x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, alt_names)
+
+    def issue_client(self, directory: Path, name: str, user: str) -> Issued:
+        """A client certificate whose common name is the database ``user`` (what pg_hba's ``cert`` method
+        matches the login against), key in unencrypted PKCS#8."""
+        return self._issue(directory, name, user, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH, [])
+
+    def _issue(
+        self,
+        directory: Path,
+        name: str,
+        common_name: str,
+        usage: x509.ObjectIdentifier,
+        alt_names: list[x509.GeneralName],
+    ) -> Issued:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.now(UTC)
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
-            .sign(self.key, hashes.SHA256())
         )
+        if alt_names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
         issued = Issued(directory / f"{name}.crt", directory / f"{name}.key")
         issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         issued.key.write_bytes(
