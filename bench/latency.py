@@ -27,7 +27,7 @@ from bench.child import Result, Spec, rate_result
 from bench.publish import producer_options
 from bench.sqlstats import SqlStats
 from bench.stream import StreamRecord
-from consumers.pipeline import BatchResult, Record
+from consumers.pipeline import BatchResult, Item, Record
 from consumers.writer import LedgerWriter
 from contracts.settings import Settings
 
@@ -40,11 +40,17 @@ class StampingWriter(LedgerWriter):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.stamps: list[tuple[str, int, int, int]] = []
+        #: per batch: (records, transaction start ns, commit ns), to see what bounds the latency
+        self.batches: list[tuple[int, int, int]] = []
 
-    async def _write(self, records: list[Record]) -> tuple[BatchResult, dict[tuple[str, int], int]]:
-        out = await super()._write(records)
+    async def _write(
+        self, records: list[Record], decoded: list[Item] | None = None
+    ) -> tuple[BatchResult, dict[tuple[str, int], int]]:
+        begun = time.monotonic_ns()
+        out = await super()._write(records, decoded)
         now = time.monotonic_ns()
         self.stamps.extend((r.topic, r.partition, r.offset, now) for r in records)
+        self.batches.append((len(records), begun, now))
         return out
 
 
@@ -58,7 +64,13 @@ async def run_latency_writer(spec: Spec) -> Result:
     started = time.perf_counter()
     stats = await writer.run(stop=stop)
     await asyncio.to_thread(Path(spec.params["stamps"]).write_text, json.dumps(writer.stamps))
-    return rate_result(stats.result.consumed, time.perf_counter() - started, batches=stats.batches, sql=sql.summary())
+    return rate_result(
+        stats.result.consumed,
+        time.perf_counter() - started,
+        batches=stats.batches,
+        batch_log=writer.batches,
+        sql=sql.summary(),
+    )
 
 
 def load_stamps(path: Path) -> dict[TPO, int]:
@@ -108,6 +120,28 @@ def percentiles(values_ms: Sequence[float]) -> dict[str, float]:
         "max_ms": round(v[-1], 2),
         "mean_ms": round(sum(v) / len(v), 2),
         "samples": len(v),
+    }
+
+
+def batch_summary(batch_log: Sequence[Sequence[int]], sends: Sequence[tuple[TPO, int]]) -> dict[str, float]:
+    """The writer's batches that committed while this level was being sent: how many, how large, how long
+    each transaction took (ms). Explains a latency: small batches with long transactions mean a per-batch
+    cost; large ones mean a backlog."""
+    if not sends:
+        return {}
+    first, last = min(s for _, s in sends), max(s for _, s in sends)
+    mine = [(n, (end - begun) / 1e6) for n, begun, end in batch_log if first <= end <= last]
+    if not mine:
+        return {"count": 0}
+    sizes = sorted(n for n, _ in mine)
+    ms = sorted(t for _, t in mine)
+    return {
+        "count": len(mine),
+        "records_mean": round(sum(sizes) / len(sizes), 1),
+        "records_max": sizes[-1],
+        "txn_ms_p50": round(ms[len(ms) // 2], 2),
+        "txn_ms_max": round(ms[-1], 2),
+        "busy_pct": round(100 * sum(ms) / ((last - first) / 1e6), 1) if last > first else 0.0,
     }
 
 

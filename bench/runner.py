@@ -211,6 +211,7 @@ async def mode_latency(run: Run) -> dict[str, Any]:
         await producer.stop()
         writer_result = await writer.stop()
     commits = lat.load_stamps(stamps)
+    batch_log = writer_result.pop("batch_log", [])
     out: dict[str, Any] = {"capacity_rate": capacity, "levels": {}, "writer": writer_result}
     for load, sends, achieved in levels:
         values, missing = lat.latencies_ms(sends, commits)
@@ -219,6 +220,7 @@ async def mode_latency(run: Run) -> dict[str, Any]:
             "achieved_rate": round(achieved, 1),
             "missing": missing,
             **lat.percentiles(values),
+            "batches": lat.batch_summary(batch_log, sends),
         }
     return out
 

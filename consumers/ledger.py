@@ -79,11 +79,16 @@ class LedgerTable:
     #: on the mapped engine, so the publishing engine is ``publisher_engine_id`` there).
     renamed: tuple[tuple[str, str], ...] = ()
     queries: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    #: (column, extractor) for every column ``row`` takes from the event, resolved once (``row`` is per event).
+    extractors: tuple[tuple[str, Extractor], ...] = field(default=(), init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         fixed = {"event_uuid", "tenant_id", "idempotency_key"} & {old for old, _ in self.renamed}
         if fixed:  # the dedupe and insert queries below address these by name
             raise ValueError(f"{self.spec.name}: envelope columns {sorted(fixed)} cannot be renamed")
+        extractors = [(self.envelope_column(c), f) for c, _, f in ENVELOPE_COLUMNS]
+        extractors += [(c, f) for c, _, f in self.extra]
+        object.__setattr__(self, "extractors", tuple(extractors))
         cols = self.columns
         names = [c for c, _ in cols]
         if len(set(names)) != len(names):
@@ -142,8 +147,7 @@ class LedgerTable:
 
     def row(self, event: LedgerEvent, provenance: Provenance) -> LedgerRow:
         payload_json = canonical_payload(event)
-        values = {self.envelope_column(c): f(event) for c, _, f in ENVELOPE_COLUMNS}
-        values.update({c: f(event) for c, _, f in self.extra})
+        values = {c: f(event) for c, f in self.extractors}
         values["payload"] = payload_json
         values["content_sha256"] = content_sha256(event, payload_json)
         values["source_topic"] = provenance.topic

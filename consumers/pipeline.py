@@ -59,8 +59,10 @@ FROM unnest($1::text[], $2::int[], $3::bigint[], $4::timestamptz[], $5::bytea[],
   AS u(topic, part, off, ts, k, v, hdr, ledger, tenant, agg, eid, reason, detail, blocks, status)
 ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING
 """
-SET_CONSTRAINTS_IMMEDIATE = "SET CONSTRAINTS ALL IMMEDIATE"
-SET_CONSTRAINTS_DEFERRED = "SET CONSTRAINTS ALL DEFERRED"
+# Deferred foreign keys are checked here, per batch, so that a violation surfaces while the batch can still be
+# isolated event by event (not at COMMIT, where it would fail the whole batch). One round trip: the simple
+# query protocol runs both statements.
+CHECK_DEFERRED_CONSTRAINTS = "SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED"
 
 
 @dataclass(frozen=True)
@@ -271,8 +273,7 @@ class Pipeline:
                 )
             ids.update(inserted)
         await self._save(conn, view, ids)
-        await conn.execute(SET_CONSTRAINTS_IMMEDIATE)
-        await conn.execute(SET_CONSTRAINTS_DEFERRED)
+        await conn.execute(CHECK_DEFERRED_CONSTRAINTS)
         return self._result(items)
 
     async def apply_isolated(

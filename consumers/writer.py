@@ -6,6 +6,11 @@ rows, projection changes and dead letters, advance the offsets, commit. Only the
 committed to Kafka, and only for lag tooling: on assignment the writer seeks to the offsets PostgreSQL
 holds. A rebalance waits for the batch in flight (the rebalance listener takes the same lock), and a
 retriable failure (database or broker down) retries the same batch, skipping nothing.
+
+While a batch's transaction runs, the next batch is fetched and decoded (decoding is pure: bytes to typed
+events and rows), so Python's per-record work overlaps PostgreSQL's. Records fetched before their
+partition was claimed again (a rebalance seeks to the offset PostgreSQL holds) are dropped unwritten and
+fetched again from there. The Kafka offset commit, for lag tools only, is sent without waiting for it.
 """
 
 from __future__ import annotations
@@ -50,6 +55,22 @@ class WriterStats:
         return self.result.consumed / elapsed if elapsed > 0 else 0.0
 
 
+#: Records decoded between yields to the event loop while the next batch is prepared: small enough that the
+#: batch being written is not kept waiting for its database replies (~3 ms of decoding), large enough to
+#: keep the loop's overhead negligible.
+DECODE_SLICE = 32
+
+
+@dataclass
+class Prepared:
+    """A fetched batch, decoded ahead of its transaction."""
+
+    records: list[Record]
+    items: list[Item]
+    #: each partition's claim generation when the records were fetched (see ``LedgerWriter.generation``)
+    generations: dict[tuple[str, int], int]
+
+
 def ledger_topics(settings: Settings, ledgers: Sequence[str] | None = None) -> list[str]:
     names = ledgers or sorted(LEDGERS)
     return [LEDGERS[n].topic(settings.topic_prefix) for n in names]
@@ -88,11 +109,16 @@ class LedgerWriter:
         self.lock = asyncio.Lock()
         self.claims: dict[tuple[str, int], Claim] = {}
         self.positions: dict[tuple[str, int], int] = {}
+        #: bumped whenever a partition is claimed (and the consumer seeks): records fetched under an older
+        #: generation may not continue from the offset PostgreSQL holds, so they are dropped, not written
+        self.generation: dict[tuple[str, int], int] = {}
         self.stats = WriterStats()
         # A pause point for fault drills (a zombie paused between fetch and write); None in production.
         self.before_write: Callable[[], Awaitable[None]] | None = None
         self._pool: asyncpg.Pool | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._kafka_commit: asyncio.Task[None] | None = None
+        self._kafka_pending: dict[tuple[str, int], int] = {}
 
     async def claim(self, assigned: Sequence[TopicPartition]) -> None:
         """Take ownership of newly assigned partitions in PostgreSQL and seek to the stored offsets."""
@@ -114,6 +140,7 @@ class LedgerWriter:
             c = claims[(tp.topic, tp.partition)]
             self.claims[(tp.topic, tp.partition)] = c
             self.positions[(tp.topic, tp.partition)] = c.next_offset
+            self.generation[(tp.topic, tp.partition)] = self.generation.get((tp.topic, tp.partition), 0) + 1
             self._consumer.seek(tp, c.next_offset)
 
     async def run(
@@ -159,30 +186,52 @@ class LedgerWriter:
             self._consumer.subscribe(ledger_topics(self.settings), listener=_Rebalance(self))
             last_report = time.monotonic()
             idle_since = time.monotonic()
-            while not stop.is_set():
-                data = await self._consumer.getmany(timeout_ms=300, max_records=self.settings.batch_max_records)
-                records = [
-                    Record(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()), m.timestamp)
-                    for msgs in data.values()
-                    for m in msgs
-                ]
-                if records:
-                    idle_since = time.monotonic()
-                    async with self.lock:
-                        await self._process(records)
-                elif (until_caught_up and await self._caught_up()) or (
-                    idle_timeout is not None and time.monotonic() - idle_since > idle_timeout
-                ):
-                    break
-                if progress and time.monotonic() - last_report >= progress_every:
-                    progress(self.stats)
-                    last_report = time.monotonic()
+            ahead: asyncio.Task[Prepared] | None = None
+            try:
+                while not stop.is_set():
+                    batch = await (ahead if ahead is not None else self._prepare())
+                    ahead = None
+                    if batch.records:
+                        idle_since = time.monotonic()
+                        ahead = asyncio.create_task(self._prepare())  # the next batch, while this one is written
+                        async with self.lock:
+                            await self._process(batch)
+                    elif (until_caught_up and await self._caught_up()) or (
+                        idle_timeout is not None and time.monotonic() - idle_since > idle_timeout
+                    ):
+                        break
+                    if progress and time.monotonic() - last_report >= progress_every:
+                        progress(self.stats)
+                        last_report = time.monotonic()
+            finally:
+                if ahead is not None:
+                    ahead.cancel()
+                    await asyncio.gather(ahead, return_exceptions=True)
+                if self._kafka_commit is not None:
+                    await asyncio.gather(self._kafka_commit, return_exceptions=True)
             if progress:
                 progress(self.stats)
             return self.stats
         finally:
             await self._consumer.stop()
             await self._pool.close()
+
+    async def _prepare(self) -> Prepared:
+        """Fetch the next batch and decode it, yielding to the event loop every ``DECODE_SLICE`` records so
+        that the transaction in flight gets its replies while this runs."""
+        assert self._consumer is not None
+        data = await self._consumer.getmany(timeout_ms=300, max_records=self.settings.batch_max_records)
+        generations = dict(self.generation)
+        records = [
+            Record(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()), m.timestamp)
+            for msgs in data.values()
+            for m in msgs
+        ]
+        items: list[Item] = []
+        for start in range(0, len(records), DECODE_SLICE):
+            items.extend(self.pipeline.decode(records[start : start + DECODE_SLICE]))
+            await asyncio.sleep(0)
+        return Prepared(records, items, generations)
 
     async def _caught_up(self) -> bool:
         assert self._consumer is not None
@@ -192,32 +241,44 @@ class LedgerWriter:
         ends = await self._consumer.end_offsets(list(assignment))
         return all(self.positions.get((tp.topic, tp.partition), 0) >= end for tp, end in ends.items())
 
-    async def _process(self, records: list[Record]) -> None:
+    async def _process(self, batch: Prepared) -> None:
         """Write one batch, retrying retriable failures with backoff until it lands or is fenced out."""
         assert self._pool is not None
         delay = 0.1
+        decoded: list[Item] | None = batch.items
         while True:
-            if self.before_write is not None:
-                await self.before_write()
-            mine = [r for r in records if (r.topic, r.partition) in self.claims]
+            # (Claims and generations change only under ``self.lock``, which the caller holds.)
+            current = {
+                tp
+                for tp in self.claims
+                if self.generation.get(tp) == batch.generations.get(tp)  # not claimed again since the fetch
+            }
+            mine = [r for r in batch.records if (r.topic, r.partition) in current]
             if not mine:
                 return
+            if self.before_write is not None:
+                await self.before_write()
+            items = None if decoded is None else [i for i in decoded if (i.record.topic, i.record.partition) in current]
             try:
-                result, advanced = await self._write(mine)
+                result, advanced = await self._write(mine, items)
                 break
             except Exception as exc:
                 if not is_retriable(exc):
                     raise
                 self.stats.retries += 1
                 log.warning("batch failed, retrying in %.1fs: %s", delay, exc)
+                decoded = None  # the failed attempt marked the items: a retry decodes afresh
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.stats.result.add(result)
         self.stats.batches += 1
         self.positions.update(advanced)
-        await self._commit_to_kafka(advanced)
+        self._commit_to_kafka(advanced)
 
-    async def _write(self, records: list[Record]) -> tuple[BatchResult, dict[tuple[str, int], int]]:
+    async def _write(
+        self, records: list[Record], decoded: list[Item] | None = None
+    ) -> tuple[BatchResult, dict[tuple[str, int], int]]:
+        """One batch transaction. ``decoded``: ``records`` already decoded (in order), or None to decode here."""
         assert self._pool is not None
         parts = {(r.topic, r.partition) for r in records}
         claims = {tp: self.claims[tp] for tp in parts}
@@ -228,10 +289,12 @@ class LedgerWriter:
                 self.claims.pop(tp, None)
                 self.stats.fenced_partitions += 1
                 log.warning("partition %s moved to another consumer; dropping its records", tp)
-            todo = [
-                r for r in records if (r.topic, r.partition) in stored and r.offset >= stored[(r.topic, r.partition)]
-            ]
-            items = self.pipeline.decode(todo)
+
+            def wanted(r: Record) -> bool:
+                return (r.topic, r.partition) in stored and r.offset >= stored[(r.topic, r.partition)]
+
+            todo = [r for r in records if wanted(r)]
+            items = self.pipeline.decode(todo) if decoded is None else [i for i in decoded if wanted(i.record)]
             try:
                 async with conn.transaction():
                     result = await self.pipeline.apply(conn, items)
@@ -246,15 +309,24 @@ class LedgerWriter:
             await self.offsets.advance(conn, advanced, claims)
         return result, advanced
 
-    async def _commit_to_kafka(self, advanced: dict[tuple[str, int], int]) -> None:
-        """Best effort, for lag tools only: PostgreSQL holds the offsets that count."""
-        assert self._consumer is not None
+    def _commit_to_kafka(self, advanced: dict[tuple[str, int], int]) -> None:
+        """Best effort, for lag tools only: PostgreSQL holds the offsets that count. Sent in the background
+        (one at a time; a batch that lands while one is in flight adds its offsets to the next), so the
+        broker's round trip is not part of every batch."""
         if not advanced:
             return
-        try:
-            await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in advanced.items()})
-        except (KafkaError, AssertionError) as exc:
-            log.info("kafka offset commit skipped (%s); PostgreSQL has the offsets", exc)
+        self._kafka_pending.update(advanced)
+        if self._kafka_commit is None or self._kafka_commit.done():
+            self._kafka_commit = asyncio.create_task(self._send_kafka_commits())
+
+    async def _send_kafka_commits(self) -> None:
+        assert self._consumer is not None
+        while self._kafka_pending:
+            offsets, self._kafka_pending = self._kafka_pending, {}
+            try:
+                await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+            except (KafkaError, AssertionError) as exc:
+                log.info("kafka offset commit skipped (%s); PostgreSQL has the offsets", exc)
 
 
 def _conn(proxy: object) -> asyncpg.Connection:

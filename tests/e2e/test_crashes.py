@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from cli.workload import build
-from consumers.writer import LedgerWriter
+from consumers.writer import LedgerWriter, ledger_topics
 from contracts.settings import Settings
 from tests.e2e.helpers import CLI, cli_env, drain, event_ids, publish, rebuild_equals_live
 
@@ -135,3 +135,39 @@ async def test_zombie_writer_cannot_commit(topics: Settings, operator_db: asyncp
     )
     assert sorted(ids) == sorted(str(e.event_id) for e in w.good)
     assert await rebuild_equals_live(topics, tenants) == []
+
+
+async def test_postgres_offsets_rule_when_kafka_is_ahead(
+    topics: Settings, operator_db: asyncpg.Connection, run_id: str
+) -> None:
+    """PostgreSQL restored to an earlier point (or a Kafka commit that never matched a database commit): the
+    group's Kafka offsets are ahead of the ones PostgreSQL holds. Records the consumer fetched from Kafka's
+    position before the writer claimed its partitions and sought to PostgreSQL's offsets must not be
+    written (they would leave a gap behind them); everything is written from PostgreSQL's offsets, once."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    w = build(tenants=1, users_per_tenant=2, events=400, bad=False, run_id=run_id)
+    await publish(topics, w.foundation + w.events)
+    tenants = [w.events[0].tenant_id]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=topics.kafka_bootstrap_servers, group_id=topics.consumer_group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in ledger_topics(topics) for p in range(topics.topic_partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        # Kafka says "half of every partition is done"; PostgreSQL has no offsets for the group at all.
+        await consumer.commit({tp: end // 2 for tp, end in ends.items() if end // 2 > 0})
+    finally:
+        await consumer.stop()
+    assert await operator_db.fetchval(STORED, topics.consumer_group) == 0
+
+    stats = await drain(topics)
+
+    ids = await event_ids(operator_db, "os_core.audit_events", tenants) + await event_ids(
+        operator_db, "conversation.conversation_ledger", tenants
+    )
+    assert sorted(ids) == sorted(str(e.event_id) for e in w.good)  # none skipped, none twice
+    assert stats.result.consumed == sum(ends.values())  # read from PostgreSQL's offsets (0), not Kafka's
+    assert await operator_db.fetchval(STORED, topics.consumer_group) == sum(ends.values())
