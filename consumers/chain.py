@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +43,25 @@ UPDATE selene_ops.ledger_chains c SET seq = u.seq, head_hash = u.head, updated_a
 FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bytea[]) AS u(topic, part, seq, head)
 WHERE c.ledger_table = $1 AND c.source_topic = u.topic AND c.source_partition = u.part
 """
+
+
+def advance_cte(first: int) -> str:
+    """``ADVANCE_CHAINS`` with its parameters numbered from ``first``, to run inside the statement that
+    inserts the rows (one round trip instead of two per ledger and batch)."""
+    return re.sub(r"\$(\d+)", lambda m: f"${first + int(m.group(1)) - 1}", ADVANCE_CHAINS.strip())
+
+
+@dataclass(frozen=True)
+class Advance:
+    """New chain heads to store with the rows that reach them: ``ADVANCE_CHAINS``'s parameters 2-5."""
+
+    topics: list[str]
+    parts: list[int]
+    seqs: list[int]
+    heads: list[bytes]
+
+    def params(self) -> tuple[list[str], list[int], list[int], list[bytes]]:
+        return self.topics, self.parts, self.seqs, self.heads
 
 
 def _norm(value: Any) -> Any:
@@ -97,9 +118,11 @@ async def _lock_heads(
     return {(r["source_topic"], r["source_partition"]): (r["seq"], bytes(r["head_hash"])) for r in rows}
 
 
-async def stamp(conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+async def link_rows(
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> Advance:
     """Give ``rows`` (value dicts about to be inserted, in append order) their chain positions and hashes,
-    and advance the chain heads; in the caller's transaction."""
+    with the chain heads locked; returns the new heads, which the caller stores in the same transaction."""
     chains: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for values in rows:
         chains.setdefault((values["source_topic"], values["source_partition"]), []).append(values)
@@ -109,7 +132,6 @@ async def stamp(conn: asyncpg.Connection, table: str, columns: Sequence[str], ro
     if missing:  # a chain's first rows: create its head row, then lock it (a concurrent creator waits here)
         await conn.execute(ENSURE_CHAINS, table, [k[0] for k in missing], [k[1] for k in missing], GENESIS)
         heads.update(await _lock_heads(conn, table, missing))
-    topics, parts = [k[0] for k in keys], [k[1] for k in keys]
     new_seq, new_head = [], []
     for key in keys:
         seq, head = heads[key]
@@ -120,4 +142,10 @@ async def stamp(conn: asyncpg.Connection, table: str, columns: Sequence[str], ro
             values["row_hash"] = head
         new_seq.append(seq)
         new_head.append(head)
-    await conn.execute(ADVANCE_CHAINS, table, topics, parts, new_seq, new_head)
+    return Advance([k[0] for k in keys], [k[1] for k in keys], new_seq, new_head)
+
+
+async def stamp(conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """``link_rows`` and store the new heads at once (for writers that insert the rows some other way)."""
+    advance = await link_rows(conn, table, columns, rows)
+    await conn.execute(ADVANCE_CHAINS, table, *advance.params())

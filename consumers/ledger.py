@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from consumers.chain import stamp
+from consumers.chain import advance_cte, link_rows
 from contracts.codec import canonical_payload, content_sha256
 from contracts.envelope import EVENT_TYPES, LedgerEvent, LedgerSpec, event_tag
 
@@ -95,7 +95,9 @@ class LedgerTable:
             raise ValueError(f"{self.spec.name}: duplicate columns in {names}")
         args = ", ".join(f"${i}::{'text' if t == 'jsonb' else t}[]" for i, (_, t) in enumerate(cols, start=1))
         select = ", ".join(f"u.{c}::jsonb" if t == "jsonb" else f"u.{c}" for c, t in cols)
+        # The chain heads advance in the same statement (a data-modifying CTE runs exactly once).
         self.queries["insert"] = (
+            f"WITH chain_heads AS ({advance_cte(len(cols) + 1)}) "
             f"INSERT INTO {self.spec.table} ({', '.join(names)}) "
             f"SELECT {select} FROM unnest({args}) AS u({', '.join(names)}) "
             f"ON CONFLICT DO NOTHING RETURNING event_uuid, {self.spec.id_column}"
@@ -192,9 +194,10 @@ class LedgerTable:
         if not rows:
             return {}
         names = [c for c, _ in self.columns]
-        await stamp(conn, self.spec.table, names, [r.values for r in rows])  # tamper evidence, same transaction
+        # tamper evidence: links computed under the locked chain heads, which advance with the insert
+        advance = await link_rows(conn, self.spec.table, names, [r.values for r in rows])
         arrays = [[r.values[c] for r in rows] for c in names]
-        records = await conn.fetch(self.queries["insert"], *arrays)
+        records = await conn.fetch(self.queries["insert"], *arrays, self.spec.table, *advance.params())
         return {rec["event_uuid"]: rec[self.spec.id_column] for rec in records}
 
 
