@@ -4,7 +4,7 @@ Drives the writer's exact batch transaction (``InMemoryWriter``, as the L2 mode 
 template, in alternating passes, once with the chain as shipped and once without it, in the same process so
 both see the same machine at the same moment (the 2 cores here are shared: only figures of one run compare).
 
-"Without" must skip all of the chain's work, not only its Python: ``consumers.ledger.stamp`` is replaced by a
+"Without" must skip all of the chain's work, not only its Python: ``consumers.ledger.link_rows`` is replaced by a
 function that leaves ``chain_seq``/``row_hash`` NULL, so neither the ENSURE/LOCK/ADVANCE statements on
 ``selene_ops.ledger_chains`` nor the per-row digests run. It writes into its own scratch database whose ledgers
 had their ``ck_*_chained`` CHECK constraints (sql/0007) dropped by the superuser, since those refuse an
@@ -36,6 +36,7 @@ from bench.env import BenchEnv, drop_database, fresh_database, postgres_facts
 from bench.modes_db import InMemoryWriter, writer_session_settings
 from bench.report import RESULTS_DIR
 from bench.stream import Template, build_template, random_run_tag, token
+from consumers.chain import Advance
 from consumers.db import create_pool
 from contracts.settings import Settings
 
@@ -57,17 +58,19 @@ WHERE c.relname LIKE 'ux\\_%\\_chain'
 
 async def no_chain(
     conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]
-) -> None:
-    """``consumers.chain.stamp`` with the chain taken out: no statement, no digest, NULL links."""
+) -> Advance:
+    """``consumers.chain.link_rows`` with the chain taken out: no statement, no digest, NULL links, and no
+    head to advance (the insert's chain-head update then matches nothing)."""
     for values in rows:
         values["chain_seq"] = None
         values["row_hash"] = None
+    return Advance([], [], [], [])
 
 
 @contextmanager
 def chain_disabled() -> Iterator[None]:
-    """The writer's ledger inserts without the chain (``LedgerTable.insert`` looks ``stamp`` up per call)."""
-    with mock.patch("consumers.ledger.stamp", no_chain):
+    """The writer's ledger inserts without the chain (``LedgerTable.insert`` looks ``link_rows`` up per call)."""
+    with mock.patch("consumers.ledger.link_rows", no_chain):
         yield
 
 
@@ -229,7 +232,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"`{doc['command']}`: the writer's batch transaction (`InMemoryWriter`, as bench mode L2) from pre-built "
         f"records, {doc['passes']} alternating passes of {doc['workload']['records']} records each way, after one "
         "untimed warm-up pass each (events: records consumed, foundation and duplicates included). "
-        '"without": `consumers.ledger.stamp` replaced by a no-op (no chain '
+        '"without": `consumers.ledger.link_rows` replaced by a no-op (no chain '
         "statements, no digests; `ck_*_chained` and `ux_*_chain` dropped in its scratch database).",
         "",
         "| variant | events | rows appended | seconds | events/s | us/event | per pass (events/s) | chain links |",
