@@ -70,6 +70,20 @@ class Prepared:
     #: each partition's claim generation when the records were fetched (see ``LedgerWriter.generation``)
     generations: dict[tuple[str, int], int]
 
+    def followed_by(self, later: Prepared) -> Prepared:
+        """This batch and one fetched after it, as one. A partition claimed again in between was sought
+        back to PostgreSQL's offset, so this batch's records of it are stale: they are left out (``later``
+        and the fetches after it read that partition again from the right place)."""
+        if not later.records:
+            return self
+        mine = {(r.topic, r.partition) for r in self.records}
+        stale = {tp for tp in mine if self.generations.get(tp) != later.generations.get(tp)}
+        return Prepared(
+            [r for r in self.records if (r.topic, r.partition) not in stale] + later.records,
+            [i for i in self.items if (i.record.topic, i.record.partition) not in stale] + later.items,
+            later.generations,
+        )
+
 
 def ledger_topics(settings: Settings, ledgers: Sequence[str] | None = None) -> list[str]:
     names = ledgers or sorted(LEDGERS)
@@ -189,7 +203,15 @@ class LedgerWriter:
             ahead: asyncio.Task[Prepared] | None = None
             try:
                 while not stop.is_set():
-                    batch = await (ahead if ahead is not None else self._prepare())
+                    if ahead is not None:
+                        # Fetched while the previous batch was written: add what has arrived since, so that
+                        # under a steady load batches stay as large as the backlog (fewer, fuller transactions).
+                        batch = await ahead
+                        room = self.settings.batch_max_records - len(batch.records)
+                        if batch.records and room > 0:
+                            batch = batch.followed_by(await self._prepare(timeout_ms=0, max_records=room))
+                    else:
+                        batch = await self._prepare()
                     ahead = None
                     if batch.records:
                         idle_since = time.monotonic()
@@ -216,11 +238,13 @@ class LedgerWriter:
             await self._consumer.stop()
             await self._pool.close()
 
-    async def _prepare(self) -> Prepared:
+    async def _prepare(self, timeout_ms: int = 300, max_records: int | None = None) -> Prepared:
         """Fetch the next batch and decode it, yielding to the event loop every ``DECODE_SLICE`` records so
         that the transaction in flight gets its replies while this runs."""
         assert self._consumer is not None
-        data = await self._consumer.getmany(timeout_ms=300, max_records=self.settings.batch_max_records)
+        data = await self._consumer.getmany(
+            timeout_ms=timeout_ms, max_records=max_records or self.settings.batch_max_records
+        )
         generations = dict(self.generation)
         records = [
             Record(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()), m.timestamp)

@@ -1,0 +1,44 @@
+"""How the writer joins a batch fetched ahead with what arrived after it (pure: no Kafka, no database)."""
+
+from __future__ import annotations
+
+from consumers.pipeline import Item, Record
+from consumers.writer import Prepared
+
+A, B = ("t.a", 0), ("t.b", 0)
+
+
+def _batch(offsets: dict[tuple[str, int], range], generations: dict[tuple[str, int], int]) -> Prepared:
+    records = [Record(t, p, o, b"k", b"v") for (t, p), rng in offsets.items() for o in rng]
+    return Prepared(records, [Item(r) for r in records], generations)
+
+
+def test_followed_by_keeps_kafka_order_per_partition() -> None:
+    first = _batch({A: range(3), B: range(2)}, {A: 1, B: 1})
+    later = _batch({A: range(3, 5)}, {A: 1, B: 1})
+    joined = first.followed_by(later)
+    in_a = [(r.topic, r.offset) for r in joined.records if (r.topic, r.partition) == A]
+    assert in_a == [("t.a", o) for o in range(5)]
+    assert [i.record for i in joined.items] == joined.records
+    assert joined.generations == {A: 1, B: 1}
+
+
+def test_followed_by_leaves_out_records_of_a_partition_claimed_in_between() -> None:
+    # A was claimed again after ``first`` was fetched (the consumer sought to PostgreSQL's offset): ``first``'s
+    # records of A may not continue from there, so they go; B's stay.
+    first = _batch({A: range(10, 13), B: range(2)}, {A: 1, B: 1})
+    later = _batch({A: range(5, 7)}, {A: 2, B: 1})
+    joined = first.followed_by(later)
+    assert [(r.topic, r.offset) for r in joined.records] == [("t.b", 0), ("t.b", 1), ("t.a", 5), ("t.a", 6)]
+    assert joined.generations == {A: 2, B: 1}
+
+
+def test_followed_by_leaves_out_records_fetched_before_the_first_claim() -> None:
+    first = _batch({A: range(50, 52)}, {})  # fetched from Kafka's position before the writer claimed A
+    later = _batch({B: range(1)}, {A: 1, B: 1})
+    assert [(r.topic, r.offset) for r in first.followed_by(later).records] == [("t.b", 0)]
+
+
+def test_followed_by_an_empty_fetch_is_the_batch_itself() -> None:
+    first = _batch({A: range(2)}, {A: 1})
+    assert first.followed_by(_batch({}, {A: 3})) is first
