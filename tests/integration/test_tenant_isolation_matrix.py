@@ -50,7 +50,7 @@ from tests.integration.catalogrows import APP_ROLES, Seed, insert_sql, seed
 
 pytestmark = pytest.mark.integration
 
-STANDARD_QUAL = "(tenant_id = ANY (selene_ops.tenant_scope()))"
+STANDARD_QUAL = "selene_ops.in_tenant_scope(tenant_id)"  # sql/0008
 CONTEXTS = ("own", "other", "unset", "empty")
 
 
