@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, create_model
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StringConstraints, create_model
 
 from contracts.reasons import ReasonCode
 
@@ -113,6 +113,14 @@ def register_ledger(spec: LedgerSpec) -> LedgerSpec:
     return spec
 
 
+def _an_int(value: Any) -> Any:
+    """JSON ``true`` and ``1.0`` pass a ``Literal[1]`` check (``True == 1.0 == 1`` in Python); a version is
+    an integer, and anything else is refused rather than coerced."""
+    if isinstance(value, bool | float):
+        raise ValueError(f"a schema version is an integer, not {value!r}")  # noqa: TRY004 - pydantic reports ValueError
+    return value
+
+
 def register_event(
     spec: LedgerSpec,
     event_type: str,
@@ -128,7 +136,7 @@ def register_event(
     fields: dict[str, Any] = {
         "ledger": (Literal[spec.name], ...),
         "event_type": (Literal[event_type], ...),
-        "schema_version": (Literal[schema_versions], ...),
+        "schema_version": (Annotated[Literal[schema_versions], BeforeValidator(_an_int)], ...),
         "payload": (payload, ...),
     }
     model: type[LedgerEvent] = create_model(f"{payload.__name__}Event", __base__=base, **fields)
