@@ -18,6 +18,7 @@ again, replays the small remainder, and compares or swaps while they wait.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from consumers.db import connect
 from consumers.ledger import LedgerTable
 from consumers.offsets import stored_offsets
-from consumers.pipeline import Pipeline, Record
+from consumers.pipeline import Item, Pipeline, Record
 from consumers.rebuild import pause_writers, swap_in
 from consumers.shadow import ShadowBuilder, TableComparison, compare, projection_tables
 from contracts.envelope import LEDGERS
@@ -174,43 +175,55 @@ class Replayer:
         target: Offsets,
         progress: Progress | None,
     ) -> None:
-        """Read every partition from ``position`` up to ``target`` (exclusive) and apply; updates position."""
+        """Read every partition from ``position`` up to ``target`` (exclusive) and apply; updates position.
+        The next batch is fetched and decoded while the current one is applied (as the writer does)."""
         assert self._consumer is not None
         pending = {tp for tp, end in target.items() if position[tp] < end}
         for tp in pending:
             self._consumer.seek(TopicPartition(*tp), position[tp])
         last_report = time.monotonic()
-        while pending:
-            data = await self._consumer.getmany(
-                *[TopicPartition(*tp) for tp in pending], timeout_ms=500, max_records=self.batch
-            )
-            records: list[Record] = []
-            for tp, msgs in data.items():
-                key = (tp.topic, tp.partition)
-                for m in msgs:
-                    if m.offset >= target[key]:
-                        break
-                    records.append(
-                        Record(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()), m.timestamp)
-                    )
-                    position[key] = m.offset + 1
-                if msgs and msgs[-1].offset + 1 >= target[key]:
-                    position[key] = max(position[key], target[key])
-            for key in list(pending):
-                # The fetch position also moves past offsets that hold no record (e.g. transaction markers).
-                if position[key] < target[key] and await self._consumer.position(TopicPartition(*key)) >= target[key]:
-                    position[key] = target[key]
-                if position[key] >= target[key]:
-                    pending.discard(key)
-            if records:
-                await self._apply(operator, writer, records)
-            if progress and time.monotonic() - last_report > 1.0:
-                progress(self.stats)
-                last_report = time.monotonic()
+        ahead = asyncio.create_task(self._fetch(pending, position, target)) if pending else None
+        try:
+            while ahead is not None:
+                items = await ahead
+                ahead = asyncio.create_task(self._fetch(pending, position, target)) if pending else None
+                if items:
+                    await self._apply(operator, writer, items)
+                if progress and time.monotonic() - last_report > 1.0:
+                    progress(self.stats)
+                    last_report = time.monotonic()
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
         if progress:
             progress(self.stats)
 
-    async def _apply(self, operator: asyncpg.Connection, writer: asyncpg.Connection, records: list[Record]) -> None:
+    async def _fetch(self, pending: set[tuple[str, int]], position: Offsets, target: Offsets) -> list[Item]:
+        """One fetch of the pending partitions, cut at ``target``, minus the dead-lettered records, decoded
+        (yielding to the event loop between slices, so that the batch being applied gets its replies)."""
+        assert self._consumer is not None
+        data = await self._consumer.getmany(
+            *[TopicPartition(*tp) for tp in pending], timeout_ms=500, max_records=self.batch
+        )
+        records: list[Record] = []
+        for tp, msgs in data.items():
+            key = (tp.topic, tp.partition)
+            for m in msgs:
+                if m.offset >= target[key]:
+                    break
+                records.append(
+                    Record(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()), m.timestamp)
+                )
+                position[key] = m.offset + 1
+            if msgs and msgs[-1].offset + 1 >= target[key]:
+                position[key] = max(position[key], target[key])
+        for key in list(pending):
+            # The fetch position also moves past offsets that hold no record (e.g. transaction markers).
+            if position[key] < target[key] and await self._consumer.position(TopicPartition(*key)) >= target[key]:
+                position[key] = target[key]
+            if position[key] >= target[key]:
+                pending.discard(key)
         self.stats.read += len(records)
         fresh = []
         for r in records:
@@ -218,7 +231,9 @@ class Replayer:
                 self.stats.dead_letters_skipped += 1
             else:
                 fresh.append(r)
-        items = self.pipeline.decode(fresh)
+        return await self.pipeline.decode_yielding(fresh)
+
+    async def _apply(self, operator: asyncpg.Connection, writer: asyncpg.Connection, items: list[Item]) -> None:
         by_topic: dict[str, list[Any]] = {}
         for item in items:
             if item.outcome == "dead" or item.event is None:

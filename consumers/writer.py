@@ -55,12 +55,6 @@ class WriterStats:
         return self.result.consumed / elapsed if elapsed > 0 else 0.0
 
 
-#: Records decoded between yields to the event loop while the next batch is prepared: small enough that the
-#: batch being written is not kept waiting for its database replies (~3 ms of decoding), large enough to
-#: keep the loop's overhead negligible.
-DECODE_SLICE = 32
-
-
 @dataclass
 class Prepared:
     """A fetched batch, decoded ahead of its transaction."""
@@ -239,8 +233,8 @@ class LedgerWriter:
             await self._pool.close()
 
     async def _prepare(self, timeout_ms: int = 300, max_records: int | None = None) -> Prepared:
-        """Fetch the next batch and decode it, yielding to the event loop every ``DECODE_SLICE`` records so
-        that the transaction in flight gets its replies while this runs."""
+        """Fetch the next batch and decode it, yielding to the event loop as it goes so that the transaction
+        in flight gets its replies while this runs."""
         assert self._consumer is not None
         data = await self._consumer.getmany(
             timeout_ms=timeout_ms, max_records=max_records or self.settings.batch_max_records
@@ -251,11 +245,7 @@ class LedgerWriter:
             for msgs in data.values()
             for m in msgs
         ]
-        items: list[Item] = []
-        for start in range(0, len(records), DECODE_SLICE):
-            items.extend(self.pipeline.decode(records[start : start + DECODE_SLICE]))
-            await asyncio.sleep(0)
-        return Prepared(records, items, generations)
+        return Prepared(records, await self.pipeline.decode_yielding(records), generations)
 
     async def _caught_up(self) -> bool:
         assert self._consumer is not None
