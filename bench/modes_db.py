@@ -83,7 +83,10 @@ async def run_l2(spec: Spec) -> Result:
     template = Template.load(spec.template)
     sql = SqlStats(spec.params.get("writer_settings"))
     pool = await sql.create_pool(
-        spec.settings.database_url, max_size=2, server_settings=writer_session_settings(spec.settings)
+        spec.settings.database_url,
+        max_size=2,
+        server_settings=writer_session_settings(spec.settings),
+        reset_session=False,  # as LedgerWriter.run
     )
     writer = InMemoryWriter(spec.settings, pool)
     total, seconds, passes = BatchResult(), 0.0, 0

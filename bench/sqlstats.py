@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 import consumers.writer
-from consumers.db import init_connection
+from consumers.db import init_connection, keep_session
 
 
 class SqlStats:
@@ -35,11 +35,23 @@ class SqlStats:
         conn.add_query_logger(self.log)
 
     async def create_pool(
-        self, url: str, *, min_size: int = 1, max_size: int = 4, server_settings: dict[str, str] | None = None
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        server_settings: dict[str, str] | None = None,
+        reset_session: bool = True,
     ) -> asyncpg.Pool:
+        """``consumers.db.create_pool`` with logged connections (same parameters)."""
         settings = {**(server_settings or {}), **self.extra_settings}
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=self.init, server_settings=settings or None
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=self.init,
+            server_settings=settings or None,
+            reset=None if reset_session else keep_session,
         )
         assert pool is not None
         return pool

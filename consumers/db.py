@@ -38,11 +38,27 @@ async def connect(url: str) -> asyncpg.Connection:
     return conn
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """A pool ``reset`` that leaves the session as it is (asyncpg still rolls back an open transaction)."""
+
+
 async def create_pool(
-    url: str, *, min_size: int = 1, max_size: int = 4, server_settings: dict[str, str] | None = None
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 4,
+    server_settings: dict[str, str] | None = None,
+    reset_session: bool = True,
 ) -> asyncpg.Pool:
+    """``reset_session=False`` skips asyncpg's reset query on release; only for code whose session settings
+    are all transaction-scoped."""
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=init_connection, server_settings=server_settings
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        server_settings=server_settings,
+        reset=None if reset_session else keep_session,
     )
     assert pool is not None
     return pool

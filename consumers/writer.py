@@ -165,6 +165,9 @@ class LedgerWriter:
         self._pool = await create_pool(
             self.settings.database_url,
             max_size=2,
+            # Everything the writer sets is transaction-scoped (set_config(..., true), SET CONSTRAINTS), so the
+            # session reset query on every release (a round trip per batch) has nothing to undo.
+            reset_session=False,
             server_settings={
                 "idle_in_transaction_session_timeout": str(self.settings.writer_idle_in_transaction_timeout_ms),
                 # The batch statements take arrays whose contents decide the plan (a handful of keys: index
@@ -292,9 +295,24 @@ class LedgerWriter:
     async def _write(
         self, records: list[Record], decoded: list[Item] | None = None
     ) -> tuple[BatchResult, dict[tuple[str, int], int]]:
-        """One batch transaction. ``decoded``: ``records`` already decoded (in order), or None to decode here."""
+        """One batch transaction. ``decoded``: ``records`` already decoded (in order), or None to decode here.
+
+        If the database refuses something the Python checks let through (a constraint, a row-level security
+        policy), the transaction is rolled back whole and the batch is written again in a new one, event by
+        event under savepoints (``Pipeline.apply_isolated``), so the offending event becomes a dead letter and
+        the rest land. (Not a savepoint around every batch: that costs two round trips per batch for a path
+        that bad input alone takes.)"""
+        try:
+            return await self._transaction(records, decoded, isolate=False)
+        except _Refused as refused:
+            log.warning("database refused the batch (%s); isolating the offending events", refused.sqlstate)
+            return await self._transaction(records, None, isolate=True)
+
+    async def _transaction(
+        self, records: list[Record], decoded: list[Item] | None, *, isolate: bool
+    ) -> tuple[BatchResult, dict[tuple[str, int], int]]:
         assert self._pool is not None
-        parts = {(r.topic, r.partition) for r in records}
+        parts = {(r.topic, r.partition) for r in records if (r.topic, r.partition) in self.claims}
         claims = {tp: self.claims[tp] for tp in parts}
         async with self._pool.acquire() as proxy, proxy.transaction():
             conn = _conn(proxy)
@@ -309,15 +327,15 @@ class LedgerWriter:
 
             todo = [r for r in records if wanted(r)]
             items = self.pipeline.decode(todo) if decoded is None else [i for i in decoded if wanted(i.record)]
-            try:
-                async with conn.transaction():
-                    result = await self.pipeline.apply(conn, items)
-            except asyncpg.PostgresError as exc:
-                if not _is_data_error(exc):
-                    raise
-                log.warning("database refused the batch (%s); isolating the offending events", exc.sqlstate)
-                items = self.pipeline.decode(todo)
+            if isolate:
                 result = await self.pipeline.apply_isolated(conn, items)
+            else:
+                try:
+                    result = await self.pipeline.apply(conn, items)
+                except asyncpg.PostgresError as exc:
+                    if not _is_data_error(exc):
+                        raise
+                    raise _Refused(exc.sqlstate) from exc  # rolls this transaction back
             await self.pipeline.store_dead_letters(conn, items)
             advanced = _next_offsets(items)
             await self.offsets.advance(conn, advanced, claims)
@@ -341,6 +359,14 @@ class LedgerWriter:
                 await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
             except (KafkaError, AssertionError) as exc:
                 log.info("kafka offset commit skipped (%s); PostgreSQL has the offsets", exc)
+
+
+class _Refused(Exception):
+    """The database refused a batch's data (not an outage): write it again, isolating each event."""
+
+    def __init__(self, sqlstate: str | None) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
 
 
 def _conn(proxy: object) -> asyncpg.Connection:

@@ -212,3 +212,25 @@ async def test_held_behind_then_discard_and_redrive_exactly_once(
     # A new event of the aggregate now flows normally.
     await publish(topics, [audit(tenant, "corr-d", "d-9")])
     assert (await drain(topics)).result.appended == 1
+
+
+async def test_event_the_database_refuses_is_isolated_and_the_rest_land(
+    topics: Settings, operator_db: asyncpg.Connection, run_id: str
+) -> None:
+    """A value every Python check accepts but PostgreSQL refuses (U+0000 in a text column): the batch's
+    transaction is rolled back and written again event by event, so exactly that event becomes a dead letter
+    with the database's verdict and every other event of the batch is appended once."""
+    tenant = f"tenant-{run_id}"
+    good = [audit(tenant, f"corr-{i}", f"k-{i}", f"fine {i}") for i in range(6)]
+    refused = audit(tenant, "corr-nul", "k-nul", "a NUL \u0000 inside")
+    await publish(topics, [*good[:3], refused, *good[3:]])
+    stats = await drain(topics)
+    assert stats.result.appended == len(good)
+    assert stats.result.isolated
+    assert sum(stats.result.dead_lettered.values()) == 1
+    ids = await event_ids(operator_db, "os_core.audit_events", [tenant])
+    assert sorted(ids) == sorted(str(e.event_id) for e in good)
+    detail = await operator_db.fetchval(
+        "SELECT error_detail FROM selene_ops.dead_letters WHERE event_uuid = $1", refused.event_id
+    )
+    assert detail is not None and "refused by the database" in detail
