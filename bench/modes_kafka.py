@@ -45,11 +45,7 @@ def consumer_options(settings: Settings, **extra: Any) -> dict[str, Any]:
 
 
 def to_records(data: dict[Any, list[Any]]) -> list[Record]:
-    return [
-        Record(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()), m.timestamp)
-        for msgs in data.values()
-        for m in msgs
-    ]
+    return [Record.of(m) for msgs in data.values() for m in msgs]
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:

@@ -82,6 +82,12 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()
     timestamp_ms: int | None = None
 
+    @classmethod
+    def of(cls, message: Any) -> Record:
+        """From an aiokafka ``ConsumerRecord`` (typed loosely: aiokafka's class is generic and untyped)."""
+        m = message
+        return cls(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()), m.timestamp)
+
 
 @dataclass
 class Item:

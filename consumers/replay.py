@@ -212,9 +212,7 @@ class Replayer:
             for m in msgs:
                 if m.offset >= target[key]:
                     break
-                records.append(
-                    Record(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()), m.timestamp)
-                )
+                records.append(Record.of(m))
                 position[key] = m.offset + 1
             if msgs and msgs[-1].offset + 1 >= target[key]:
                 position[key] = max(position[key], target[key])

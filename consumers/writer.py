@@ -243,11 +243,7 @@ class LedgerWriter:
             timeout_ms=timeout_ms, max_records=max_records or self.settings.batch_max_records
         )
         generations = dict(self.generation)
-        records = [
-            Record(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()), m.timestamp)
-            for msgs in data.values()
-            for m in msgs
-        ]
+        records = [Record.of(m) for msgs in data.values() for m in msgs]
         return Prepared(records, await self.pipeline.decode_yielding(records), generations)
 
     async def _caught_up(self) -> bool:

@@ -80,6 +80,24 @@ def split_key(key: bytes | None) -> tuple[str | None, str | None]:
     return (tenant or None, aggregate or None) if sep else (text or None, None)
 
 
+# ``json.dumps`` (ASCII only) writes each character outside printable ASCII as one or two ``\uXXXX``
+# escapes: at most six bytes for each byte of pydantic's JSON of the same value (raw UTF-8, or that same
+# escape for a control character). Numbers differ by a character at most ("1e16" / "1e+16") and the rest
+# is written alike, so pydantic's JSON length times six bounds the canonical payload's length.
+CANONICAL_BYTES_PER_JSON_BYTE = 6
+
+
+def payload_surely_within_bound(event: LedgerEvent) -> bool:
+    """True when the canonical payload cannot exceed its ledger's bound, judged from pydantic's JSON of the
+    payload (serialised in Rust) instead of the canonical JSON (``json.dumps`` in Python, several times
+    dearer); False means only that it must be measured."""
+    try:
+        size = len(event.payload.__pydantic_serializer__.to_json(event.payload))
+    except ValueError:  # pydantic cannot write it (PydanticSerializationError): let the measure decide
+        return False
+    return size * CANONICAL_BYTES_PER_JSON_BYTE <= event.spec.max_payload_bytes
+
+
 class Decoder:
     """Validates raw Kafka values into typed events; every failure is a ``ContractViolation``."""
 
@@ -129,6 +147,8 @@ class Decoder:
                 f"key {key!r} is not the event's tenant/aggregate {event.kafka_key!r}",
                 ReasonCode.EVENT_KEY_MISMATCH,
             )
+        if payload_json is None and payload_surely_within_bound(event):
+            return  # the canonical payload cannot exceed the bound: no need to build it (the publisher's path)
         body = payload_json if payload_json is not None else canonical_payload(event)
         if len(body.encode()) > spec.max_payload_bytes:
             raise ContractViolation(
@@ -160,31 +180,3 @@ def _classify(exc: ValidationError) -> ContractViolation:
     detail = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in errors[:5])
     code = spec.contract_invalid if spec else ReasonCode.EVENT_SCHEMA_INVALID
     return ContractViolation(detail[:2000], code)
-
-
-# ``json.dumps`` (ASCII only) writes each character outside printable ASCII as one or two ``\uXXXX``
-# escapes: at most six bytes for each byte of pydantic's JSON of the same value (raw UTF-8, or that same
-# escape for a control character). Numbers differ by a character at most ("1e16" / "1e+16") and the rest
-# is written alike, so pydantic's JSON length times six bounds the canonical payload's length.
-CANONICAL_BYTES_PER_JSON_BYTE = 6
-
-
-def payload_surely_within_bound(event: LedgerEvent) -> bool:
-    """True when the canonical payload cannot exceed its ledger's bound, judged from pydantic's JSON of the
-    payload (serialised in Rust) instead of the canonical JSON (``json.dumps`` in Python, several times
-    dearer); False means only that it must be measured."""
-    try:
-        size = len(event.payload.__pydantic_serializer__.to_json(event.payload))
-    except ValueError:  # pydantic cannot write it (PydanticSerializationError): let the measure decide
-        return False
-    return size * CANONICAL_BYTES_PER_JSON_BYTE <= event.spec.max_payload_bytes
-
-
-def check_transport_sparing(
-    decoder: Decoder, event: LedgerEvent, topic: str, key: bytes | None, headers: Headers, prefix: str
-) -> None:
-    """``decoder.check_transport``, with the same verdicts, without building the canonical payload when
-    ``payload_surely_within_bound`` already settles its size check (the publisher's hot path)."""
-    # check_transport only measures payload_json; an empty one stands for "proven within the bound".
-    payload_json = "" if payload_surely_within_bound(event) else None
-    decoder.check_transport(event, topic, key, headers, prefix, payload_json)

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from pydantic_core import SchemaValidator
 
 import contracts.registry  # noqa: F401 - registers every slice's event types
-from contracts.codec import Decoder, check_transport_sparing, encode
+from contracts.codec import Decoder, canonical_payload, encode
 from contracts.envelope import EVENT_TYPES, LedgerEvent
 from contracts.reasons import ContractViolation, ReasonCode, RetriableError, SeleneError
 from contracts.settings import Settings
@@ -147,8 +147,7 @@ class Publisher:
         encoded = encode(event)
         decoded = self._decode_own(event, encoded.value)
         topic = event.spec.topic(self.settings.topic_prefix)
-        prefix = self.settings.topic_prefix
-        check_transport_sparing(self.decoder, decoded, topic, encoded.key, encoded.headers, prefix)
+        self.decoder.check_transport(decoded, topic, encoded.key, encoded.headers, self.settings.topic_prefix)
         return topic, encoded.key, encoded.value, encoded.headers
 
     def validate_strict(self, event: LedgerEvent) -> tuple[str, bytes, bytes, list[tuple[str, bytes]]]:
@@ -157,7 +156,10 @@ class Publisher:
         encoded = encode(event)
         decoded = self.decoder.decode(encoded.value)
         topic = event.spec.topic(self.settings.topic_prefix)
-        self.decoder.check_transport(decoded, topic, encoded.key, encoded.headers, self.settings.topic_prefix)
+        prefix = self.settings.topic_prefix
+        # The canonical payload measured, as the writer does, never the size bound's shortcut.
+        payload_json = canonical_payload(decoded)
+        self.decoder.check_transport(decoded, topic, encoded.key, encoded.headers, prefix, payload_json)
         return topic, encoded.key, encoded.value, encoded.headers
 
     def _decode_own(self, event: LedgerEvent, value: bytes) -> LedgerEvent:
