@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.env import BenchEnv, delete_run_topics, postgres_facts
+from bench.env import BENCH_DATABASE, BenchEnv, delete_run_topics, postgres_facts
 from bench.growth import run_growth, write_growth
 from bench.report import RESULTS_DIR, build, write
 from bench.runner import ALL_MODES, DEFAULT_EVENTS, RunConfig, execute
@@ -44,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory (bench/results)")
     run.add_argument("--keep-topics", action="store_true", help="keep the run's topics afterwards")
     run.add_argument(
+        "--database",
+        default=BENCH_DATABASE,
+        help=f"the run's database, dropped and recreated (selene_bench*; {BENCH_DATABASE}): to run beside another run",
+    )
+    run.add_argument(
         "--writer-setting",
         action="append",
         default=[],
@@ -74,7 +79,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    env = BenchEnv(Settings.from_env(), random_run_tag())
+    env = BenchEnv(Settings.from_env(), random_run_tag(), database=args.database)
     run = await execute(config_from(args), env)
     doc = build(run, await postgres_facts(env))
     stem = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
