@@ -14,12 +14,17 @@ reports it and fails, as it fails on any difference between shadow and live.
 Exact while the writer runs: replay first catches up to the live offsets read at start, then pauses the
 writers (locking their offset rows, which every batch transaction locks first), reads the live offsets
 again, replays the small remainder, and compares or swaps while they wait.
+
+Fast: decoding (validation, canonical payload, content hash) is most of replay's work, so it runs in
+``replay_decode_workers`` processes (``consumers.decode_workers``; env ``SELENE_REPLAY_DECODE_WORKERS``, 0 to
+decode here) on the fetches read ahead, while this process reads Kafka and applies, in Kafka order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,12 +34,13 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.db import connect
-from consumers.ledger import LedgerTable
+from consumers.decode_workers import Decoded, DecodePool, worker_count
+from consumers.ledger import LedgerRow, LedgerTable
 from consumers.offsets import stored_offsets
-from consumers.pipeline import Item, Pipeline, Record
+from consumers.pipeline import Pipeline, Record
 from consumers.rebuild import pause_writers, swap_in
 from consumers.shadow import ShadowBuilder, TableComparison, compare, projection_tables
-from contracts.envelope import LEDGERS
+from contracts.envelope import LEDGERS, LedgerEvent
 from contracts.reasons import SeleneError
 from contracts.settings import Settings
 
@@ -42,6 +48,9 @@ SKIPPED_DEAD_LETTERS = """
 SELECT source_topic, source_partition, source_offset FROM selene_ops.dead_letters
 WHERE source_topic = ANY($1::text[]) AND status <> 'REDRIVEN'
 """
+#: Fetches read and being decoded ahead of the one being applied: enough to keep the decode workers busy
+#: while this process applies, few enough to bound memory (a fetch is up to ``Replayer.batch`` records).
+READ_AHEAD = 2
 Progress = Callable[["ReplayStats"], None]
 Offsets = dict[tuple[str, int], int]
 
@@ -118,7 +127,9 @@ class Replayer:
         from_time: str | None = None,
         as_of: str | None = None,
         batch: int = 5000,
+        decode_workers: int | None = None,
     ) -> None:
+        """``decode_workers``: processes that decode (default: ``settings.replay_decode_workers``)."""
         self.settings = settings
         self.pipeline = Pipeline(settings)
         self.builder = ShadowBuilder(self.pipeline, tenant)
@@ -135,6 +146,8 @@ class Replayer:
         self.stats = ReplayStats()
         self._consumer: AIOKafkaConsumer | None = None
         self._skip: set[tuple[str, int, int]] = set()
+        workers = settings.replay_decode_workers if decode_workers is None else decode_workers
+        self.decoding = DecodePool(self.pipeline, worker_count(workers))
 
     # -- bounds ----------------------------------------------------------------------------------------
     async def _offsets_at(self, tps: list[TopicPartition], ms: int, ends: Offsets) -> Offsets:
@@ -176,32 +189,56 @@ class Replayer:
         progress: Progress | None,
     ) -> None:
         """Read every partition from ``position`` up to ``target`` (exclusive) and apply; updates position.
-        The next batch is fetched and decoded while the current one is applied (as the writer does)."""
+        Fetching and decoding run ahead of applying (by up to ``READ_AHEAD`` fetches), in Kafka order."""
         assert self._consumer is not None
         pending = {tp for tp, end in target.items() if position[tp] < end}
         for tp in pending:
             self._consumer.seek(TopicPartition(*tp), position[tp])
         last_report = time.monotonic()
-        ahead = asyncio.create_task(self._fetch(pending, position, target)) if pending else None
+        decoded: asyncio.Queue[asyncio.Future[list[Decoded]] | None] = asyncio.Queue(READ_AHEAD)
+        reader = asyncio.create_task(self._read_ahead(pending, position, target, decoded))
         try:
-            while ahead is not None:
-                items = await ahead
-                ahead = asyncio.create_task(self._fetch(pending, position, target)) if pending else None
+            while (batch := await decoded.get()) is not None:
+                items = await batch
                 if items:
                     await self._apply(operator, writer, items)
                 if progress and time.monotonic() - last_report > 1.0:
                     progress(self.stats)
                     last_report = time.monotonic()
+            await reader
         finally:
-            if ahead is not None:
-                ahead.cancel()
-                await asyncio.gather(ahead, return_exceptions=True)
+            reader.cancel()
+            left: list[asyncio.Future[Any]] = [reader]
+            while not decoded.empty():
+                if (batch := decoded.get_nowait()) is not None:
+                    batch.cancel()
+                    left.append(batch)
+            await asyncio.gather(*left, return_exceptions=True)
         if progress:
             progress(self.stats)
 
-    async def _fetch(self, pending: set[tuple[str, int]], position: Offsets, target: Offsets) -> list[Item]:
-        """One fetch of the pending partitions, cut at ``target``, minus the dead-lettered records, decoded
-        (yielding to the event loop between slices, so that the batch being applied gets its replies)."""
+    async def _read_ahead(
+        self,
+        pending: set[tuple[str, int]],
+        position: Offsets,
+        target: Offsets,
+        out: asyncio.Queue[asyncio.Future[list[Decoded]] | None],
+    ) -> None:
+        """Fetch until every partition reached ``target``, queueing each fetch's decoding (a task) in order;
+        None ends the queue. A failed fetch is queued as a failed future, for ``_read_to`` to raise."""
+        try:
+            while pending:
+                records = await self._fetch(pending, position, target)
+                await out.put(asyncio.ensure_future(self.decoding.decode(records)))
+        except Exception as exc:  # handed over to the consumer of the queue, which raises it
+            failed: asyncio.Future[list[Decoded]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            await out.put(failed)
+            return
+        await out.put(None)
+
+    async def _fetch(self, pending: set[tuple[str, int]], position: Offsets, target: Offsets) -> list[Record]:
+        """One fetch of the pending partitions, cut at ``target``, minus the dead-lettered records."""
         assert self._consumer is not None
         data = await self._consumer.getmany(
             *[TopicPartition(*tp) for tp in pending], timeout_ms=500, max_records=self.batch
@@ -229,54 +266,94 @@ class Replayer:
                 self.stats.dead_letters_skipped += 1
             else:
                 fresh.append(r)
-        return await self.pipeline.decode_yielding(fresh)
+        return fresh
 
-    async def _apply(self, operator: asyncpg.Connection, writer: asyncpg.Connection, items: list[Item]) -> None:
-        by_topic: dict[str, list[Any]] = {}
+    async def _apply(self, operator: asyncpg.Connection, writer: asyncpg.Connection, items: list[Decoded]) -> None:
+        by_topic: dict[str, list[Decoded]] = {}
         for item in items:
-            if item.outcome == "dead" or item.event is None:
+            if item.ledger is None:
                 # The writer would have dead-lettered it; it is not in the skip list, so it is unaccounted.
                 self.stats.unaccounted.append(
                     f"{item.record.topic}[{item.record.partition}]@{item.record.offset}: {item.reason}"
                 )
                 continue
             by_topic.setdefault(item.record.topic, []).append(item)
-        to_apply = []
+        to_apply: list[tuple[LedgerEvent, int]] = []
         for topic, topic_items in by_topic.items():
             table = self.tables[topic]
-            rows = [i.row for i in topic_items]
-            known = await operator.fetch(
-                table.queries["provenance"],
-                [r.values["tenant_id"] for r in rows],
-                [r.values["event_uuid"] for r in rows],
-            )
+            tenants = [i.tenant_id for i in topic_items]
+            uuids = [i.event_id for i in topic_items]
+            known = await operator.fetch(table.queries["provenance"], tenants, uuids)
             by_uuid = {k["event_uuid"]: k for k in known}
-            existing = None
+            missing: list[Decoded] = []
             for item in topic_items:
-                rec, ev = item.record, item.event
-                hit = by_uuid.get(ev.event_id)
+                rec = item.record
+                hit = by_uuid.get(item.event_id)
                 if hit is not None and (hit["source_topic"], hit["source_partition"], hit["source_offset"]) == (
                     rec.topic,
                     rec.partition,
                     rec.offset,
                 ):
-                    if bytes(hit["content_sha256"]) != item.row.content_sha256:
+                    if bytes(hit["content_sha256"]) != item.content_sha256:
                         self.stats.mismatched_content.append(f"{rec.topic}[{rec.partition}]@{rec.offset}")
-                    to_apply.append((ev, hit[table.spec.id_column]))
+                    if item.projected and (self.tenant is None or item.tenant_id == self.tenant):
+                        to_apply.append((self._event(item), hit[table.spec.id_column]))
                     self.stats.applied += 1
-                    self.stats.per_ledger[ev.ledger] = self.stats.per_ledger.get(ev.ledger, 0) + 1
+                    assert item.ledger is not None
+                    self.stats.per_ledger[item.ledger] = self.stats.per_ledger.get(item.ledger, 0) + 1
                     continue
                 if hit is not None:
                     self.stats.duplicates += 1
                     continue
-                if existing is None:
-                    existing = {(e.scope, e.content_sha256) for e in await table.existing(operator, rows)}
-                if (table.scope(item.row), item.row.content_sha256) in existing:
-                    self.stats.duplicates += 1
-                    continue
-                self.stats.unaccounted.append(f"{rec.topic}[{rec.partition}]@{rec.offset}: not in {table.spec.table}")
-        async with writer.transaction():
-            await self.builder.apply(writer, to_apply)
+                missing.append(item)
+            if missing:
+                await self._account_missing(operator, table, tenants, uuids, missing)
+        if to_apply:
+            async with writer.transaction():
+                await self.builder.apply(writer, to_apply)
+
+    async def _account_missing(
+        self,
+        operator: asyncpg.Connection,
+        table: LedgerTable,
+        tenants: list[str | None],
+        uuids: list[uuid.UUID | None],
+        missing: list[Decoded],
+    ) -> None:
+        """Records whose event is not in the ledger under their own provenance: duplicates of a row by scoped
+        key and content, or unaccounted. The look-up covers the ids of the whole fetch of this topic and the
+        scoped keys of the missing records, as ``LedgerTable.existing`` over every record of it would."""
+        rows = [self._row(i) for i in missing]
+        scoped = [s for s in (table.scope(r) for r in rows) if s is not None]
+        width = len(table.spec.idempotency_scope)
+        scope_arrays = [list(c) for c in zip(*scoped, strict=True)] if scoped else [[] for _ in range(width)]
+        found = await operator.fetch(table.queries["existing"], tenants, uuids, *scope_arrays)
+        existing = set()
+        for f in found:
+            scope = tuple(f[1 : 1 + width])
+            existing.add((None if scope[-1] is None else scope, bytes(f["content_sha256"])))
+        for item, row in zip(missing, rows, strict=True):
+            if (table.scope(row), row.content_sha256) in existing:
+                self.stats.duplicates += 1
+            else:
+                r = item.record
+                self.stats.unaccounted.append(f"{r.topic}[{r.partition}]@{r.offset}: not in {table.spec.table}")
+
+    def _event(self, item: Decoded) -> LedgerEvent:
+        """The event of a valid record: decoded here when a worker decoded the record (same decoder, same
+        bytes, so the same event)."""
+        if item.event is None:
+            item.event = self.pipeline.decoder.decode(item.record.value)
+        return item.event
+
+    def _row(self, item: Decoded) -> LedgerRow:
+        """The ledger row of a valid record, mapped here when a worker decoded the record."""
+        if item.row is None:
+            (again,) = self.pipeline.decode([item.record])
+            if again.row is None or again.event is None:
+                raise SeleneError(f"{item.record.topic}@{item.record.offset} decoded differently in this process")
+            item.event, item.row = again.event, again.row
+        return item.row
 
     # -- the run ---------------------------------------------------------------------------------------
     async def run(self, *, verify: bool = False, apply: bool = False, progress: Progress | None = None) -> ReplayResult:
@@ -290,11 +367,14 @@ class Replayer:
             fetch_max_bytes=32 * 1024 * 1024,
             **self.settings.kafka_security.client_kwargs(),
         )
-        await self._consumer.start()
-        operator = await connect(self.settings.database_operator_url)
-        writer = await connect(self.settings.database_url)
-        pauser = await connect(self.settings.database_url)
+        starting = asyncio.create_task(self.decoding.start())  # workers start while Kafka connects
+        connections: list[asyncpg.Connection] = []
         try:
+            await self._consumer.start()
+            for url in (self.settings.database_operator_url, self.settings.database_url, self.settings.database_url):
+                connections.append(await connect(url))
+            operator, writer, pauser = connections
+            await starting
             tps = []
             for topic in self.tables:
                 parts = self._consumer.partitions_for_topic(topic)
@@ -334,8 +414,10 @@ class Replayer:
                             await swap_in(writer, operator, self.pipeline, self.tenant)
                         result.applied = True
         finally:
+            await asyncio.gather(starting, return_exceptions=True)
+            self.decoding.close()
             await self._consumer.stop()
-            for c in (operator, writer, pauser):
+            for c in connections:
                 await c.close()
         result.seconds = time.monotonic() - started
         return result

@@ -97,6 +97,9 @@ class Settings:
     # A writer paused inside a transaction (SIGSTOP, a frozen VM) must not hold its offset-row locks for
     # ever: PostgreSQL ends its session after this long idle in a transaction, and the new owner proceeds.
     writer_idle_in_transaction_timeout_ms: int = 30000
+    # Processes that decode for replay (validation, canonical payload, content hash: replay's bottleneck);
+    # 0 decodes in the replaying process, None (env ``auto``) one per core beyond the first, at most 4.
+    replay_decode_workers: int | None = None
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
@@ -154,6 +157,14 @@ class Settings:
             consumer_max_poll_interval_ms=int(
                 env.get("SELENE_CONSUMER_MAX_POLL_INTERVAL_MS", base.consumer_max_poll_interval_ms)
             ),
+            replay_decode_workers=_optional_int(env.get("SELENE_REPLAY_DECODE_WORKERS"), base.replay_decode_workers),
             kafka_security=security,
             **derived,  # type: ignore[arg-type]
         )
+
+
+def _optional_int(text: str | None, default: int | None) -> int | None:
+    """An integer setting where ``auto`` (or empty) means None: let the code decide."""
+    if text is None:
+        return default
+    return None if text.strip().lower() in ("", "auto") else int(text)
