@@ -25,6 +25,10 @@ def _modes(text: str) -> tuple[str, ...]:
     return modes
 
 
+def _fractions(text: str) -> tuple[float, ...]:
+    return tuple(float(s) for s in text.split(",") if s.strip())
+
+
 def _sizes(text: str) -> list[int]:
     return [int(float(s)) for s in text.split(",") if s.strip()]
 
@@ -40,6 +44,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--naive-seconds", type=float, help="time cap of the naive consumer (30)")
     run.add_argument("--peer-seconds", type=float, help="time cap of the peer after its first row (60)")
     run.add_argument("--latency-seconds", type=float, help="measured seconds per load level (20)")
+    run.add_argument(
+        "--latency-capacity", type=float, help="records/s the load levels are fractions of (this run's drain rate)"
+    )
+    run.add_argument(
+        "--loads", type=_fractions, help="latency load levels as fractions of the capacity (0.25,0.5,0.75)"
+    )
     run.add_argument("--profile", type=_modes, default=(), help="modes to run under py-spy (e.g. drain,L2,L3)")
     run.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory (bench/results)")
     run.add_argument("--keep-topics", action="store_true", help="keep the run's topics afterwards")
@@ -72,6 +82,8 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         "naive_seconds": args.naive_seconds,
         "peer_seconds": args.peer_seconds,
         "latency_seconds": args.latency_seconds,
+        "latency_capacity": args.latency_capacity,
+        "loads": args.loads,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     settings = tuple(tuple(s.split("=", 1)) for s in args.writer_setting)

@@ -7,9 +7,9 @@ a profiler can attach to exactly one mode, and a mode cannot leave state behind 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import resource
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.env import settings_from_json
+from cli import loop
 from contracts.settings import Settings
 
 Result = dict[str, Any]
@@ -92,8 +93,11 @@ def main() -> int:
     doc = json.loads(sys.stdin.read())
     spec = Spec(doc["mode"], settings_from_json(doc["settings"]), doc.get("params", {}))
     started = time.monotonic()
-    result: Result = asyncio.run(_modes()[spec.mode](spec))
+    result: Result = loop.run(_modes()[spec.mode](spec))
     result.setdefault("peak_rss_mb", round(peak_rss_mb(), 1))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)  # this process's, not the machine's
+    result["event_loop"] = loop.loop_name()
     result["process_seconds"] = round(time.monotonic() - started, 3)
     emit("RESULT", result)
     return 0

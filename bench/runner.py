@@ -9,6 +9,7 @@ the run goes on. A CHECKPOINT precedes every mode that writes PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -42,6 +43,8 @@ class RunConfig:
     latency_seconds: float = 20.0
     latency_warmup: float = 3.0
     loads: tuple[float, ...] = (0.25, 0.5, 0.75)
+    #: records/s the latency levels are fractions of; None: this run's drain rate (or a short drain's)
+    latency_capacity: float | None = None
     profile: tuple[str, ...] = ()
     keep_topics: bool = False
     quick: bool = False
@@ -177,6 +180,8 @@ async def mode_publisher(run: Run) -> dict[str, Any]:
 
 
 async def _capacity(run: Run) -> float:
+    if run.config.latency_capacity:  # given: to compare two writers at the same rates
+        return run.config.latency_capacity
     drain = run.modes.get("drain")
     if drain:
         return float(drain["rate"])
@@ -212,6 +217,13 @@ async def mode_latency(run: Run) -> dict[str, Any]:
         writer_result = await writer.stop()
     commits = lat.load_stamps(stamps)
     batch_log = writer_result.pop("batch_log", [])
+    # The raw material, beside the run's other state, for looking into a tail: per batch (records, begun ns,
+    # committed ns) and per record (send ns, commit ns).
+    detail = {
+        "batches": batch_log,
+        "records": [[sent, commits.get(tpo)] for _, sends, _ in levels for tpo, sent in sends],
+    }
+    (run.env.state / "latency-detail.json").write_text(json.dumps(detail))
     out: dict[str, Any] = {"capacity_rate": capacity, "levels": {}, "writer": writer_result}
     for load, sends, achieved in levels:
         values, missing = lat.latencies_ms(sends, commits)

@@ -60,7 +60,7 @@ class SqlStats:
         """Make ``LedgerWriter.run`` build its pool with logged connections (this process only)."""
         setattr(consumers.writer, "create_pool", self.create_pool)  # noqa: B010 - the module does not export it
 
-    def summary(self, top: int = 12) -> list[dict[str, Any]]:
+    def summary(self, top: int = 30) -> list[dict[str, Any]]:
         ranked = sorted(self.seconds.items(), key=lambda kv: -kv[1])[:top]
         return [
             {

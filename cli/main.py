@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from cli import services_cmd
+from cli import loop, services_cmd
 from contracts.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         print("dlq redrive: give a dead letter id or --all", file=sys.stderr)
         return 2
     settings = Settings.from_env()
-    return asyncio.run(HANDLERS[args.command](args, settings))
+    return loop.run(HANDLERS[args.command](args, settings))
 
 
 if __name__ == "__main__":

@@ -7,15 +7,17 @@ committed to Kafka, and only for lag tooling: on assignment the writer seeks to 
 holds. A rebalance waits for the batch in flight (the rebalance listener takes the same lock), and a
 retriable failure (database or broker down) retries the same batch, skipping nothing.
 
-While a batch's transaction runs, the next batch is fetched and decoded (decoding is pure: bytes to typed
-events and rows), so Python's per-record work overlaps PostgreSQL's. Records fetched before their
-partition was claimed again (a rebalance seeks to the offset PostgreSQL holds) are dropped unwritten and
-fetched again from there. The Kafka offset commit, for lag tools only, is sent without waiting for it.
+While a batch's transaction runs, whatever arrives is fetched and decoded (decoding is pure: bytes to typed
+events and rows), up to one batch ahead, so Python's per-record work overlaps PostgreSQL's at any load.
+Records fetched before their partition was claimed again (a rebalance seeks to the offset PostgreSQL holds)
+are dropped unwritten and fetched again from there. The Kafka offset commit, for lag tools only, is sent
+without waiting for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -197,22 +199,12 @@ class LedgerWriter:
             self._consumer.subscribe(ledger_topics(self.settings), listener=_Rebalance(self))
             last_report = time.monotonic()
             idle_since = time.monotonic()
-            ahead: asyncio.Task[Prepared] | None = None
+            prefetch = _Prefetch(self)
             try:
                 while not stop.is_set():
-                    if ahead is not None:
-                        # Fetched while the previous batch was written: add what has arrived since, so that
-                        # under a steady load batches stay as large as the backlog (fewer, fuller transactions).
-                        batch = await ahead
-                        room = self.settings.batch_max_records - len(batch.records)
-                        if batch.records and room > 0:
-                            batch = batch.followed_by(await self._prepare(timeout_ms=0, max_records=room))
-                    else:
-                        batch = await self._prepare()
-                    ahead = None
+                    batch = await prefetch.take()
                     if batch.records:
                         idle_since = time.monotonic()
-                        ahead = asyncio.create_task(self._prepare())  # the next batch, while this one is written
                         async with self.lock:
                             await self._process(batch)
                     elif (until_caught_up and await self._caught_up()) or (
@@ -223,9 +215,7 @@ class LedgerWriter:
                         progress(self.stats)
                         last_report = time.monotonic()
             finally:
-                if ahead is not None:
-                    ahead.cancel()
-                    await asyncio.gather(ahead, return_exceptions=True)
+                await prefetch.close()
                 if self._kafka_commit is not None:
                     await asyncio.gather(self._kafka_commit, return_exceptions=True)
             if progress:
@@ -236,8 +226,8 @@ class LedgerWriter:
             await self._pool.close()
 
     async def _prepare(self, timeout_ms: int = 300, max_records: int | None = None) -> Prepared:
-        """Fetch the next batch and decode it, yielding to the event loop as it goes so that the transaction
-        in flight gets its replies while this runs."""
+        """Fetch the next records and decode them, yielding to the event loop as it goes so that the
+        transaction in flight gets its replies while this runs."""
         assert self._consumer is not None
         data = await self._consumer.getmany(
             timeout_ms=timeout_ms, max_records=max_records or self.settings.batch_max_records
@@ -355,6 +345,61 @@ class LedgerWriter:
                 await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
             except (KafkaError, AssertionError) as exc:
                 log.info("kafka offset commit skipped (%s); PostgreSQL has the offsets", exc)
+
+
+class _Prefetch:
+    """Fetches and decodes continuously, up to one full batch ahead of the writer.
+
+    Everything that arrives while a batch's transaction runs is decoded during that transaction (in the
+    event-loop gaps while PostgreSQL works), not after it: under a steady load, not only under a backlog,
+    a record's decoding is off the path from its arrival to its commit. ``take`` hands over everything
+    decoded so far, joined with ``Prepared.followed_by`` (which leaves out records of partitions claimed
+    again in between). A failure of the fetch (e.g. a fatal Kafka error) is raised by ``take``.
+    """
+
+    def __init__(self, writer: LedgerWriter) -> None:
+        self.writer = writer
+        self.max_records = writer.settings.batch_max_records
+        self.buffered: Prepared | None = None
+        self.arrived = asyncio.Event()  # set when ``buffered`` has records or the fetch failed
+        self.room = asyncio.Event()  # set when the buffer has room for another fetch
+        self.room.set()
+        self.failure: Exception | None = None
+        self.task = asyncio.create_task(self._run())
+
+    def _size(self) -> int:
+        return 0 if self.buffered is None else len(self.buffered.records)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self.room.wait()
+                fetched = await self.writer._prepare(max_records=self.max_records - self._size())
+                if not fetched.records:
+                    continue
+                self.buffered = fetched if self.buffered is None else self.buffered.followed_by(fetched)
+                if self._size() >= self.max_records:
+                    self.room.clear()
+                self.arrived.set()
+        except Exception as exc:  # handed to the writer's loop by ``take``
+            self.failure = exc
+            self.arrived.set()
+
+    async def take(self, wait_seconds: float = 0.3) -> Prepared:
+        """Everything decoded so far; waits up to ``wait_seconds`` for the first record."""
+        if not self.arrived.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), wait_seconds)
+        if self.failure is not None:
+            raise self.failure
+        batch, self.buffered = self.buffered, None
+        self.arrived.clear()
+        self.room.set()
+        return batch if batch is not None else Prepared([], [], {})
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
 
 
 class _Refused(Exception):
