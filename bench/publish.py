@@ -2,9 +2,11 @@
 
 Both use the Publisher's producer settings (idempotent, acks=all, linger 5 ms, 1 MiB batches) and wait for
 every acknowledgement. The raw side sends the pre-encoded bytes (no validation) partitioned by Kafka's
-default partitioner into per-partition batches; the Publisher validates each event exactly as the writer
-will (encode, decode, transport checks) and sends it with ``send``. Each side repeats passes over the same
-events until ``min_seconds`` have passed, the raw side first.
+default partitioner into per-partition batches; the Publisher makes sure the writer will accept each event
+(the record of an event pydantic validated, re-checked where validation cannot vouch for it, or the full
+round trip) and sends per-partition batches too. Its events are decoded from the stream, untimed, so
+pydantic validated each (``contracts.envelope.validated``), as it validates what an engine builds. Each
+side repeats passes over the same events until ``min_seconds`` have passed, the raw side first.
 """
 
 from __future__ import annotations

@@ -9,12 +9,21 @@ builds the decoder, so adding an engine never touches the consumer loop.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StringConstraints, create_model
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    create_model,
+)
 
 from contracts.reasons import ReasonCode
 
@@ -32,8 +41,57 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+# Objects that pydantic built by validating their values, by identity. Not a private
+# attribute: pydantic carries those into ``model_copy(update=...)``, ``copy``/``deepcopy`` and pickles (so a
+# copy with unvalidated values would inherit the mark) and compares them in ``==`` (so a ``model_construct``
+# twin would no longer equal its validated original). Not a ``WeakKeyDictionary``: that goes by ``==`` and
+# ``hash``, and ``1 == 1.0 == True`` while their JSON differs. Only ``model_post_init`` puts an object here; an entry
+# whose object is gone answers for no later object given the same ``id`` (its reference is dead), and dead
+# entries are swept whenever the table has doubled since the last sweep. No callback per reference: that
+# doubled the cost of a mark.
+_VALIDATED: dict[int, weakref.ref[StrictModel]] = {}
+_SWEEP_AT = [4096]
+
+
+def _mark_validated(obj: StrictModel) -> None:
+    _VALIDATED[id(obj)] = weakref.ref(obj)
+    if len(_VALIDATED) >= _SWEEP_AT[0]:
+        for key, ref in list(_VALIDATED.items()):  # a snapshot: another thread may mark meanwhile
+            if ref() is None and _VALIDATED.get(key) is ref:
+                del _VALIDATED[key]
+        _SWEEP_AT[0] = max(4096, 2 * len(_VALIDATED))
+
+
+# ``model_construct`` calls ``model_post_init`` itself; validation calls it from pydantic-core (C), so the
+# Python frame under it is the caller of the validation. A test holds this (``model_construct`` unmarked).
+_MODEL_CONSTRUCT = BaseModel.model_construct.__func__.__code__  # type: ignore[attr-defined]
+
+
+def validated(obj: StrictModel) -> bool:
+    """True when this very object was built by pydantic validation (``Model(...)``, ``model_validate``,
+    ``new_event``, ``model_validate_json``, the writer's decoder) and, for an event, its payload too, with
+    the exact registered types.
+
+    False for ``model_construct``, ``model_copy`` (with or without ``update``), ``copy``, ``deepcopy`` and
+    unpickled objects: each is another object. What the mark cannot see is tampering after validation:
+    ``object.__setattr__`` on a frozen model or writing into its ``__dict__`` (out of scope: that defeats
+    ``frozen=True`` itself), and mutating a dict field in place (the publisher re-checks those fields).
+    """
+    ref = _VALIDATED.get(id(obj))
+    return ref is not None and ref() is obj
+
+
 class Payload(StrictModel):
     """Base of every typed payload. ``aggregate_id`` names the stream whose order Kafka must keep."""
+
+    def model_post_init(self, context: Any, /) -> None:
+        # pydantic calls this on an object it has just built and validated, and from ``model_construct``
+        # (told apart by its caller). Not an "after" validator: pydantic also runs those on an instance it
+        # was given and took as it is (``revalidate_instances='never'``), ``model_construct``'d or not; nor
+        # a wrap or before validator: those make pydantic hand JSON input over as Python values (a
+        # datetime's text then fails the strict check), which would change what the writer's decoder accepts.
+        if sys._getframe(1).f_code is not _MODEL_CONSTRUCT:
+            _mark_validated(self)
 
     def aggregate_id(self, event: LedgerEvent) -> str:
         """Default aggregate: the correlation (one thread of work), which is also the dedupe scope."""
@@ -56,6 +114,16 @@ class LedgerEvent(StrictModel):
     payload: Payload
 
     spec: ClassVar[LedgerSpec]
+
+    def model_post_init(self, context: Any, /) -> None:
+        # As for payloads; and pydantic takes a payload *instance* as it is, ``model_construct``'d or of a
+        # subclass: the event is marked only when its payload was validated too and is exactly the payload
+        # model its (ledger, event type) was registered with.
+        if sys._getframe(1).f_code is _MODEL_CONSTRUCT:
+            return  # first: a model_construct'd event may lack any field
+        payload = self.payload
+        if type(payload) is _PAYLOAD_MODELS.get(type(self)) and validated(payload):
+            _mark_validated(self)
 
     @property
     def aggregate_id(self) -> str:
@@ -101,6 +169,8 @@ class EventType:
 
 LEDGERS: dict[str, LedgerSpec] = {}
 EVENT_TYPES: dict[str, EventType] = {}
+# Each registered event model's payload model: what ``validated`` requires of an event's payload.
+_PAYLOAD_MODELS: dict[type[LedgerEvent], type[Payload]] = {}
 
 
 def event_tag(ledger: object, event_type: object) -> str:
@@ -141,6 +211,7 @@ def register_event(
     }
     model: type[LedgerEvent] = create_model(f"{payload.__name__}Event", __base__=base, **fields)
     model.spec = spec
+    _PAYLOAD_MODELS[model] = payload
     entry = EventType(spec=spec, name=event_type, payload=payload, model=model)
     EVENT_TYPES[entry.tag] = entry
     return model

@@ -26,9 +26,10 @@ from pydantic_core import SchemaValidator
 
 import contracts.registry  # noqa: F401 - registers every slice's event types
 from contracts.codec import Decoder, canonical_payload, encode
-from contracts.envelope import EVENT_TYPES, LedgerEvent
+from contracts.envelope import EVENT_TYPES, LedgerEvent, validated
 from contracts.reasons import ContractViolation, ReasonCode, RetriableError, SeleneError
 from contracts.settings import Settings
+from producers.round_trip import FastPath, Record
 
 
 @dataclass(frozen=True)
@@ -80,12 +81,18 @@ class KeyPartitioner:
         return partition
 
 
-@dataclass
 class _Batch:
-    """A record batch being filled for one partition, and which of ``publish_many``'s acks it carries."""
+    """A record batch being filled for one partition (or a record sent alone), and, once sent, its future
+    and then Kafka's metadata for it: the events it carries share them, at their positions."""
 
-    builder: Any
-    acks: list[int]
+    __slots__ = ("builder", "count", "future", "md", "size")
+
+    def __init__(self, builder: Any) -> None:
+        self.builder = builder
+        self.count = 0  # records appended
+        self.size = 0  # bytes of records appended, as the builder counts them
+        self.future: asyncio.Future[Any] | None = None
+        self.md: Any = None
 
 
 class Publisher:
@@ -101,6 +108,8 @@ class Publisher:
             e.model: e.model.__pydantic_validator__  # type: ignore[misc]
             for e in EVENT_TYPES.values()
         }
+        fast = (FastPath.of(e, settings.topic_prefix, settings.max_event_bytes) for e in EVENT_TYPES.values())
+        self._fast: dict[type[LedgerEvent], FastPath] = {f.model: f for f in fast if f is not None}
         options: dict[str, object] = {
             "bootstrap_servers": settings.kafka_bootstrap_servers,
             "enable_idempotence": True,
@@ -136,13 +145,29 @@ class Publisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    def validate(self, event: LedgerEvent) -> tuple[str, bytes, bytes, list[tuple[str, bytes]]]:
+    def validate(self, event: LedgerEvent) -> Record:
         """What the writer will check, checked now: returns topic, key, value and headers.
 
-        The same round trip as ``validate_strict`` (encode, decode the bytes, transport checks on what was
-        decoded), decoding with the event's own model where it is registered; any failure there is decoded
-        again by the writer's decoder, so a refusal carries exactly the writer's reason code and detail.
-        The round trip stays: ``model_construct`` and ``model_copy(update=...)`` make unvalidated events.
+        An event that pydantic validated (``contracts.envelope.validated``: not one made or changed with
+        ``model_construct`` or ``model_copy``) of a registered model whose shape round trips
+        (``producers.round_trip``) is encoded and its size, payload bound, dict fields and tenant key
+        re-checked: decoding what it encodes to would prove nothing more. Any other event, and any such
+        event those checks doubt, takes the full round trip, which refuses with the writer's own reasons.
+        """
+        fast = self._fast.get(type(event))
+        if fast is not None and validated(event):
+            record = fast.record(event)
+            if record is not None:
+                return record
+        return self.validate_round_trip(event)
+
+    def validate_round_trip(self, event: LedgerEvent) -> Record:
+        """``validate`` by the round trip whatever the event: encode, decode the bytes, transport checks on
+        what was decoded.
+
+        The same round trip as ``validate_strict``, decoding with the event's own model where it is
+        registered; any failure there is decoded again by the writer's decoder, so a refusal carries
+        exactly the writer's reason code and detail.
         """
         encoded = encode(event)
         decoded = self._decode_own(event, encoded.value)
@@ -150,7 +175,7 @@ class Publisher:
         self.decoder.check_transport(decoded, topic, encoded.key, encoded.headers, self.settings.topic_prefix)
         return topic, encoded.key, encoded.value, encoded.headers
 
-    def validate_strict(self, event: LedgerEvent) -> tuple[str, bytes, bytes, list[tuple[str, bytes]]]:
+    def validate_strict(self, event: LedgerEvent) -> Record:
         """``validate`` through the writer's own decoder, step for step: the reference ``validate`` is
         tested against."""
         encoded = encode(event)
@@ -187,62 +212,69 @@ class Publisher:
         A partition's batches go out one after the other in input order (``send_batch`` waits for the
         partition's pending batch), so an aggregate's events keep their order, as with ``send``.
         """
+        validate, partitioner, producer = self.validate, self._partitioner, self._producer
+        batch_bytes, flush_bytes = self._batch_bytes, self._flush_bytes
         accepted: list[LedgerEvent] = []
-        # Per accepted event: the future of the batch (or of the lone send) and its offset within it.
-        acks: list[tuple[asyncio.Future[Any] | None, int]] = []
+        placed: list[tuple[_Batch, int]] = []  # per accepted event: its batch and its position in it
+        sent: list[_Batch] = []
         refused: list[Refused] = []
         partitions: dict[str, list[int]] = {}
         batches: dict[tuple[str, int], _Batch] = {}
         for index, event in enumerate(events):
             try:
-                topic, key, value, headers = self.validate(event)
+                topic, key, value, headers = validate(event)
             except SeleneError as exc:
                 refused.append(Refused(index, exc.reason_code, exc.detail))
                 continue
-            if topic not in partitions:
-                partitions[topic] = sorted(await self._producer.partitions_for(topic))
-            where = (topic, self._partitioner(key, partitions[topic], partitions[topic]))
-            if len(key) + len(value) > self._batch_bytes:
+            available = partitions.get(topic)
+            if available is None:
+                available = partitions[topic] = sorted(await producer.partitions_for(topic))
+            where = (topic, partitioner(key, available, available))
+            if len(key) + len(value) > batch_bytes:
                 # Bigger than a batch: ``send`` gives it a batch of its own, or refuses it over
                 # max_request_size, as it always did; what the partition had before goes first.
                 pending = batches.pop(where, None)
-                if pending is not None and pending.acks:
-                    await self._send_batch(where, pending, acks)
+                if pending is not None and pending.count:
+                    await self._send_batch(where, pending, sent)
+                alone = _Batch(None)
+                alone.future, alone.count = await producer.send(topic, value, key=key, headers=headers), 1
+                sent.append(alone)
                 accepted.append(event)
-                acks.append((await self._producer.send(topic, value, key=key, headers=headers), 0))
+                placed.append((alone, 0))
                 continue
             batch = batches.get(where)
             if batch is None:
-                batch = batches[where] = _Batch(self._producer.create_batch(), [])
-            if batch.builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                await self._send_batch(where, batch, acks)  # full: send it, start the partition's next one
-                batch = batches[where] = _Batch(self._producer.create_batch(), [])
+                batch = batches[where] = _Batch(producer.create_batch())
+            appended = batch.builder.append(key=key, value=value, timestamp=None, headers=headers)
+            if appended is None:
+                await self._send_batch(where, batch, sent)  # full: send it, start the partition's next one
+                batch = batches[where] = _Batch(producer.create_batch())
                 appended = batch.builder.append(key=key, value=value, timestamp=None, headers=headers)
                 assert appended is not None  # a batch always takes its first record
-            batch.acks.append(len(acks))
             accepted.append(event)
-            acks.append((None, 0))  # set when its batch is sent
-            if batch.builder.size() >= self._flush_bytes:
-                await self._send_batch(where, batch, acks)
+            placed.append((batch, batch.count))
+            batch.count += 1
+            batch.size += appended.size
+            if batch.size >= flush_bytes:
+                await self._send_batch(where, batch, sent)
                 del batches[where]
                 await asyncio.sleep(0)  # the sender ships it while the rest is validated
         for where, batch in batches.items():
-            if batch.acks:
-                await self._send_batch(where, batch, acks)
-        published = []
-        for event, (future, position) in zip(accepted, acks, strict=True):
-            assert future is not None  # every batch holding an ack was sent above
-            md = await future
-            published.append(Published(event, md.topic, md.partition, md.offset + position))
+            if batch.count:
+                await self._send_batch(where, batch, sent)
+        for batch in sent:
+            assert batch.future is not None
+            batch.md = await batch.future
+        published = [
+            Published(event, batch.md.topic, batch.md.partition, batch.md.offset + position)
+            for event, (batch, position) in zip(accepted, placed, strict=True)
+        ]
         return published, refused
 
-    async def _send_batch(
-        self, where: tuple[str, int], batch: _Batch, acks: list[tuple[asyncio.Future[Any] | None, int]]
-    ) -> None:
+    async def _send_batch(self, where: tuple[str, int], batch: _Batch, sent: list[_Batch]) -> None:
         batch.builder.close()  # complete: nothing else joins it, and it need not linger
-        future = await self._producer.send_batch(batch.builder, where[0], partition=where[1])
-        for position, ack in enumerate(batch.acks):
-            acks[ack] = (future, position)
+        batch.future = await self._producer.send_batch(batch.builder, where[0], partition=where[1])
+        sent.append(batch)
 
     async def publish_raw(self, lines: Sequence[bytes]) -> tuple[list[Published], list[Refused]]:
         """Parse JSON documents and publish the valid ones; the rest are refused with their reasons."""
