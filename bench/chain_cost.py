@@ -4,8 +4,8 @@ Drives the writer's exact batch transaction (``InMemoryWriter``, as the L2 mode 
 template, in alternating passes, once with the chain as shipped and once without it, in the same process so
 both see the same machine at the same moment (the 2 cores here are shared: only figures of one run compare).
 
-"Without" must skip all of the chain's work, not only its Python: ``consumers.ledger.link_rows`` is replaced by a
-function that leaves ``chain_seq``/``row_hash`` NULL, so neither the ENSURE/LOCK/ADVANCE statements on
+"Without" must skip all of the chain's work, not only its Python: ``consumers.ledger.link_tables`` is replaced
+by a function that leaves ``chain_seq``/``row_hash`` NULL, so neither the ENSURE/LOCK/ADVANCE statements on
 ``selene_ops.ledger_chains`` nor the per-row digests run. It writes into its own scratch database whose ledgers
 had their ``ck_*_chained`` CHECK constraints (sql/0007) dropped by the superuser, since those refuse an
 unchained row, and their ``ux_*_chain`` unique indexes too: they exist only for the chain, so maintaining
@@ -22,7 +22,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,20 +57,21 @@ WHERE c.relname LIKE 'ux\\_%\\_chain'
 
 
 async def no_chain(
-    conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]
-) -> Advance:
-    """``consumers.chain.link_rows`` with the chain taken out: no statement, no digest, NULL links, and no
+    conn: asyncpg.Connection, tables: Mapping[str, tuple[Sequence[str], Sequence[dict[str, Any]]]]
+) -> dict[str, Advance]:
+    """``consumers.chain.link_tables`` with the chain taken out: no statement, no digest, NULL links, and no
     head to advance (the insert's chain-head update then matches nothing)."""
-    for values in rows:
-        values["chain_seq"] = None
-        values["row_hash"] = None
-    return Advance([], [], [], [])
+    for _, rows in tables.values():
+        for values in rows:
+            values["chain_seq"] = None
+            values["row_hash"] = None
+    return {table: Advance([], [], [], []) for table in tables}
 
 
 @contextmanager
 def chain_disabled() -> Iterator[None]:
-    """The writer's ledger inserts without the chain (``LedgerTable.insert`` looks ``link_rows`` up per call)."""
-    with mock.patch("consumers.ledger.link_rows", no_chain):
+    """The writer's ledger inserts without the chain (``consumers.ledger`` looks ``link_tables`` up per call)."""
+    with mock.patch("consumers.ledger.link_tables", no_chain):
         yield
 
 
@@ -232,7 +233,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"`{doc['command']}`: the writer's batch transaction (`InMemoryWriter`, as bench mode L2) from pre-built "
         f"records, {doc['passes']} alternating passes of {doc['workload']['records']} records each way, after one "
         "untimed warm-up pass each (events: records consumed, foundation and duplicates included). "
-        '"without": `consumers.ledger.link_rows` replaced by a no-op (no chain '
+        '"without": `consumers.ledger.link_tables` replaced by a no-op (no chain '
         "statements, no digests; `ck_*_chained` and `ux_*_chain` dropped in its scratch database).",
         "",
         "| variant | events | rows appended | seconds | events/s | us/event | per pass (events/s) | chain links |",

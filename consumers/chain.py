@@ -28,14 +28,17 @@ UNCHAINED = ("payload", "chain_seq", "row_hash")
 
 ENSURE_CHAINS = """
 INSERT INTO selene_ops.ledger_chains (ledger_table, source_topic, source_partition, seq, head_hash)
-SELECT $1, u.topic, u.part, 0, $4 FROM unnest($2::text[], $3::int[]) AS u(topic, part)
+SELECT u.tbl, u.topic, u.part, 0, $4 FROM unnest($1::text[], $2::text[], $3::int[]) AS u(tbl, topic, part)
 ON CONFLICT DO NOTHING
 """
+# Every chain a batch appends to, in every ledger, locked in one statement and in one order (table, topic,
+# partition), so that two transactions appending to the same chains (a writer and a re-drive) queue instead
+# of deadlocking.
 LOCK_CHAINS = """
-SELECT c.source_topic, c.source_partition, c.seq, c.head_hash FROM selene_ops.ledger_chains c
-JOIN unnest($2::text[], $3::int[]) AS u(topic, part) ON c.source_topic = u.topic AND c.source_partition = u.part
-WHERE c.ledger_table = $1
-ORDER BY c.source_topic, c.source_partition
+SELECT c.ledger_table, c.source_topic, c.source_partition, c.seq, c.head_hash FROM selene_ops.ledger_chains c
+JOIN unnest($1::text[], $2::text[], $3::int[]) AS u(tbl, topic, part)
+  ON c.ledger_table = u.tbl AND c.source_topic = u.topic AND c.source_partition = u.part
+ORDER BY c.ledger_table, c.source_topic, c.source_partition
 FOR UPDATE OF c
 """
 ADVANCE_CHAINS = """
@@ -111,38 +114,57 @@ def link(previous: bytes, digest: bytes) -> bytes:
     return hashlib.sha256(previous + digest).digest()
 
 
-async def _lock_heads(
-    conn: asyncpg.Connection, table: str, keys: Sequence[tuple[str, int]]
-) -> dict[tuple[str, int], tuple[int, bytes]]:
-    rows = await conn.fetch(LOCK_CHAINS, table, [k[0] for k in keys], [k[1] for k in keys])
-    return {(r["source_topic"], r["source_partition"]): (r["seq"], bytes(r["head_hash"])) for r in rows}
+ChainKey = tuple[str, str, int]  # (ledger table, source topic, source partition)
 
 
-async def link_rows(
-    conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]
-) -> Advance:
-    """Give ``rows`` (value dicts about to be inserted, in append order) their chain positions and hashes,
-    with the chain heads locked; returns the new heads, which the caller stores in the same transaction."""
-    chains: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for values in rows:
-        chains.setdefault((values["source_topic"], values["source_partition"]), []).append(values)
+async def _lock_heads(conn: asyncpg.Connection, keys: Sequence[ChainKey]) -> dict[ChainKey, tuple[int, bytes]]:
+    rows = await conn.fetch(LOCK_CHAINS, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
+    return {
+        (r["ledger_table"], r["source_topic"], r["source_partition"]): (r["seq"], bytes(r["head_hash"])) for r in rows
+    }
+
+
+async def link_tables(
+    conn: asyncpg.Connection, tables: Mapping[str, tuple[Sequence[str], Sequence[dict[str, Any]]]]
+) -> dict[str, Advance]:
+    """For each ledger table, give its ``rows`` (value dicts about to be inserted, in append order; ``columns``
+    are the table's) their chain positions and hashes, with every chain head involved locked in one round
+    trip; returns each table's new heads, which the caller stores in the same transaction."""
+    chains: dict[ChainKey, list[dict[str, Any]]] = {}
+    for table, (_, rows) in tables.items():
+        for values in rows:
+            chains.setdefault((table, values["source_topic"], values["source_partition"]), []).append(values)
     keys = sorted(chains)
-    heads = await _lock_heads(conn, table, keys)
+    heads = await _lock_heads(conn, keys) if keys else {}
     missing = [k for k in keys if k not in heads]
     if missing:  # a chain's first rows: create its head row, then lock it (a concurrent creator waits here)
-        await conn.execute(ENSURE_CHAINS, table, [k[0] for k in missing], [k[1] for k in missing], GENESIS)
-        heads.update(await _lock_heads(conn, table, missing))
-    new_seq, new_head = [], []
+        await conn.execute(
+            ENSURE_CHAINS, [k[0] for k in missing], [k[1] for k in missing], [k[2] for k in missing], GENESIS
+        )
+        heads.update(await _lock_heads(conn, missing))
+    out = {table: Advance([], [], [], []) for table in tables}
     for key in keys:
+        table, topic, part = key
+        columns = tables[table][0]
         seq, head = heads[key]
         for values in chains[key]:
             seq += 1
             head = link(head, row_digest(table, seq, values, columns))
             values["chain_seq"] = seq
             values["row_hash"] = head
-        new_seq.append(seq)
-        new_head.append(head)
-    return Advance([k[0] for k in keys], [k[1] for k in keys], new_seq, new_head)
+        advance = out[table]
+        advance.topics.append(topic)
+        advance.parts.append(part)
+        advance.seqs.append(seq)
+        advance.heads.append(head)
+    return out
+
+
+async def link_rows(
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> Advance:
+    """``link_tables`` for one table."""
+    return (await link_tables(conn, {table: (columns, rows)}))[table]
 
 
 async def stamp(conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from consumers.chain import advance_cte, link_rows
+from consumers.chain import Advance, advance_cte, link_tables
 from contracts.codec import canonical_payload, content_sha256
 from contracts.envelope import EVENT_TYPES, LedgerEvent, LedgerSpec, event_tag
 
@@ -189,16 +189,33 @@ class LedgerTable:
             )
         return found
 
-    async def insert(self, conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> dict[uuid.UUID, int]:
-        """Append ``rows``; returns event uuid -> ledger id for the rows actually inserted."""
+    async def insert(
+        self, conn: asyncpg.Connection, rows: Sequence[LedgerRow], advance: Advance | None = None
+    ) -> dict[uuid.UUID, int]:
+        """Append ``rows``; returns event uuid -> ledger id for the rows actually inserted. ``advance``: the
+        rows already linked into their chains (``insert_ledgers``); None links them here."""
         if not rows:
             return {}
         names = [c for c, _ in self.columns]
-        # tamper evidence: links computed under the locked chain heads, which advance with the insert
-        advance = await link_rows(conn, self.spec.table, names, [r.values for r in rows])
+        if advance is None:
+            # tamper evidence: links computed under the locked chain heads, which advance with the insert
+            advance = (await link_tables(conn, {self.spec.table: (names, [r.values for r in rows])}))[self.spec.table]
         arrays = [[r.values[c] for r in rows] for c in names]
         records = await conn.fetch(self.queries["insert"], *arrays, self.spec.table, *advance.params())
         return {rec["event_uuid"]: rec[self.spec.id_column] for rec in records}
+
+
+async def insert_ledgers(
+    conn: asyncpg.Connection, pending: Sequence[tuple[LedgerTable, Sequence[LedgerRow]]]
+) -> list[dict[uuid.UUID, int]]:
+    """Append each table's rows, the chain heads of all of them locked and linked in one round trip first
+    (then one insert per table); returns, per table in order, event uuid -> ledger id of the rows actually
+    inserted."""
+    names = {t.spec.table: [c for c, _ in t.columns] for t, _ in pending}
+    advances = await link_tables(
+        conn, {t.spec.table: (names[t.spec.table], [r.values for r in rows]) for t, rows in pending}
+    )
+    return [await t.insert(conn, rows, advances[t.spec.table]) for t, rows in pending]
 
 
 def event_from_row(table: LedgerTable, row: Mapping[str, Any]) -> LedgerEvent:

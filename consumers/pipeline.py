@@ -31,7 +31,7 @@ from typing import Any
 
 import asyncpg
 
-from consumers.ledger import LedgerRow, LedgerTable, Provenance
+from consumers.ledger import LedgerRow, LedgerTable, Provenance, insert_ledgers
 from consumers.projections import LEDGER_TABLES, PROJECTIONS
 from consumers.projections.base import Projection, Rejection, RowView, resolve_event_refs
 from consumers.tables import Row, TableSpec
@@ -285,11 +285,12 @@ class Pipeline:
                 item.emitted += 1
 
         ids: dict[uuid.UUID, int] = {}
-        for ledger, pending in to_insert.items():
-            inserted = await self.ledger_tables[ledger].insert(conn, pending)
-            if len(inserted) != len(pending):
+        pending = [(self.ledger_tables[ledger], appended) for ledger, appended in to_insert.items()]
+        for (table, appended), inserted in zip(pending, await insert_ledgers(conn, pending), strict=True):
+            if len(inserted) != len(appended):
                 raise RetriableError(
-                    f"{len(pending) - len(inserted)} rows of {ledger} were appended concurrently by another writer",
+                    f"{len(appended) - len(inserted)} rows of {table.spec.name} were appended concurrently "
+                    "by another writer",
                     ReasonCode.CONCURRENT_APPEND,
                 )
             ids.update(inserted)
