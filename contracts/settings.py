@@ -98,7 +98,7 @@ class Settings:
     # ever: PostgreSQL ends its session after this long idle in a transaction, and the new owner proceeds.
     writer_idle_in_transaction_timeout_ms: int = 30000
     # Processes that decode for replay (validation, canonical payload, content hash: replay's bottleneck);
-    # 0 decodes in the replaying process, None (env ``auto``) one per core beyond the first, at most 4.
+    # 0 decodes in the replaying process, None (env ``auto``) one per core, at most 4 (none on one core).
     replay_decode_workers: int | None = None
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 

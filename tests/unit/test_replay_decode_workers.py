@@ -116,7 +116,8 @@ async def test_workers_that_cannot_start_leave_decoding_in_process(monkeypatch: 
 def test_worker_count_setting() -> None:
     assert worker_count(0) == 0
     assert worker_count(3) == 3
-    assert worker_count(None) == max(0, min(4, (os.cpu_count() or 1) - 1))
+    cores = os.cpu_count() or 1
+    assert worker_count(None) == (min(4, cores) if cores > 1 else 0)
     assert Settings.from_env({}).replay_decode_workers is None
     assert Settings.from_env({"SELENE_REPLAY_DECODE_WORKERS": "auto"}).replay_decode_workers is None
     assert Settings.from_env({"SELENE_REPLAY_DECODE_WORKERS": "2"}).replay_decode_workers == 2
