@@ -333,7 +333,10 @@ class Replayer:
             scope = tuple(f[1 : 1 + width])
             existing.add((None if scope[-1] is None else scope, bytes(f["content_sha256"])))
         for item, row in zip(missing, rows, strict=True):
-            if (table.scope(row), row.content_sha256) in existing:
+            # Without an idempotency key an event is deduplicated by its id alone, which is not in the ledger:
+            # a row of equal content is another event, and this one was lost.
+            scope = table.scope(row)
+            if scope is not None and (scope, row.content_sha256) in existing:
                 self.stats.duplicates += 1
             else:
                 r = item.record

@@ -4,13 +4,15 @@ while the writer keeps running, per-tenant apply, and rebuild == replay."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
-from cli.workload import Workload, build
+from cli.workload import RawRecord, Workload, build
 from consumers.offsets import stored_offsets
 from consumers.rebuild import Rebuilder
 from consumers.replay import Replayer
@@ -234,3 +236,23 @@ async def test_rebuild_from_ledger_equals_replay_from_topic(
         replayed = await rows_of(operator_db, tenant, shadow=True)
         assert rebuilt == replayed
         assert sum(len(v) for v in rebuilt.values()) == 3 * 3  # 3 users: identity, device, session
+
+
+async def test_a_lost_event_without_idempotency_key_is_unaccounted_beside_its_twin(
+    topics: Settings, run_id: str
+) -> None:
+    """Two events with no idempotency key and the same content are two events (the writer dedupes them by id
+    only): when the second never reached the ledger, replay must report it, not take it for a duplicate of
+    the first (it did, when both came in one fetch)."""
+    w = await mixed(topics, run_id, events=20)
+    sample = next(e for e in w.events if e.ledger == "audit_events")
+    doc = {**sample.model_dump(mode="json"), "idempotency_key": None}
+    first = {**doc, "event_id": str(uuid.uuid4())}
+    twin = {**doc, "event_id": str(uuid.uuid4())}
+    await send_raw(topics, [RawRecord("audit_events", sample.kafka_key, json.dumps(first).encode(), "appended")])
+    await drain(topics)
+    # Straight to the topic, the writer stopped: an acknowledged event the writer never wrote.
+    await send_raw(topics, [RawRecord("audit_events", sample.kafka_key, json.dumps(twin).encode(), "lost")])
+    result = await Replayer(topics).run()
+    assert [u for u in result.stats.unaccounted if "not in os_core.audit_events" in u], result.stats
+    assert not result.stats.mismatched_content
