@@ -335,8 +335,8 @@ class Replayer:
         for item, row in zip(missing, rows, strict=True):
             # Without an idempotency key an event is deduplicated by its id alone, which is not in the ledger:
             # a row of equal content is another event, and this one was lost.
-            scope = table.scope(row)
-            if scope is not None and (scope, row.content_sha256) in existing:
+            key = table.scope(row)
+            if key is not None and (key, row.content_sha256) in existing:
                 self.stats.duplicates += 1
             else:
                 r = item.record
