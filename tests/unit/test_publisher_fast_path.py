@@ -174,16 +174,21 @@ def test_an_unregistered_envelope_subclass_takes_the_round_trip(publisher: Count
     assert took_round_trip(publisher, event)
 
 
-def test_a_validated_payload_built_first_then_wrapped_takes_the_fast_path(publisher: Counting) -> None:
-    payload = ConversationTurn(speaker="USER", source="TEXT", text="hi")
-    event = new_event(
-        ConversationTurnEvent,
+def _event(model: Any, engine_id: str, payload: Any) -> Any:
+    """An event of ``model`` for tenant t1, correlation c-1, built through validation (``new_event``)."""
+    return new_event(
+        model,
         tenant_id="t1",
-        engine_id="PH1.C",
+        engine_id=engine_id,
         correlation_id="c-1",
         occurred_at=datetime(2025, 1, 1, tzinfo=UTC),
         payload=payload,
     )
+
+
+def test_a_validated_payload_built_first_then_wrapped_takes_the_fast_path(publisher: Counting) -> None:
+    payload = ConversationTurn(speaker="USER", source="TEXT", text="hi")
+    event = _event(ConversationTurnEvent, "PH1.C", payload)
     assert event.payload is payload and validated(event)
     assert not took_round_trip(publisher, event)
 
@@ -225,16 +230,9 @@ def test_dict_fields_mutated_in_place_are_rechecked(
 
 
 def test_a_dict_field_emptied_below_its_minimum_is_refused(publisher: Counting) -> None:
-    event = new_event(
-        FieldsSetEvent,
-        tenant_id="t1",
-        engine_id="SELENE_OS",
-        correlation_id="c-1",
-        occurred_at=datetime(2025, 1, 1, tzinfo=UTC),
-        payload={"work_order_id": "wo-1", "fields": {"amount": "12"}},
-    )
+    event = _event(FieldsSetEvent, "SELENE_OS", {"work_order_id": "wo-1", "fields": {"amount": "12"}})
     assert not took_round_trip(publisher, event)
-    event.payload.fields.clear()  # type: ignore[attr-defined]
+    event.payload.fields.clear()
     assert took_round_trip(publisher, event)
     with pytest.raises(Exception) as refused:
         publisher.validate(event)
