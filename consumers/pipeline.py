@@ -36,7 +36,7 @@ from consumers.projections import LEDGER_TABLES, PROJECTIONS
 from consumers.projections.base import Projection, Rejection, RowView, resolve_event_refs
 from consumers.tables import Row, TableSpec
 from contracts.codec import Decoder, split_key
-from contracts.envelope import LedgerEvent
+from contracts.envelope import LedgerEvent, unmarked
 from contracts.reasons import ContractViolation, ReasonCode, RetriableError, SeleneError, policy
 from contracts.settings import Settings
 
@@ -197,29 +197,33 @@ class Pipeline:
     def decode(self, records: Iterable[Record]) -> list[Item]:
         """Decode and check every record; failures become dead-letter verdicts, nothing raises."""
         items = []
-        for record in records:
-            item = Item(record)
-            try:
-                event = self.decoder.decode(record.value)
-                table = self.ledger_tables.get(event.ledger)
-                if table is None:
-                    raise ContractViolation(f"no table for ledger {event.ledger}", ReasonCode.EVENT_UNKNOWN_LEDGER)
-                row = table.row(event, Provenance(record.topic, record.partition, record.offset))
-                # The row already holds the canonical payload: the transport check reuses it.
-                self.decoder.check_transport(
-                    event,
-                    record.topic,
-                    record.key,
-                    record.headers,
-                    self.settings.topic_prefix,
-                    payload_json=row.values["payload"],
-                )
-                item.event = event
-                item.row = row
-            except SeleneError as exc:
-                item.dead(exc.reason_code, exc.detail)
-            items.append(item)
+        with unmarked():  # the publisher's "validated" mark: nothing here publishes what it decodes
+            for record in records:
+                items.append(self._decode_one(record))
         return items
+
+    def _decode_one(self, record: Record) -> Item:
+        item = Item(record)
+        try:
+            event = self.decoder.decode(record.value)
+            table = self.ledger_tables.get(event.ledger)
+            if table is None:
+                raise ContractViolation(f"no table for ledger {event.ledger}", ReasonCode.EVENT_UNKNOWN_LEDGER)
+            row = table.row(event, Provenance(record.topic, record.partition, record.offset))
+            # The row already holds the canonical payload: the transport check reuses it.
+            self.decoder.check_transport(
+                event,
+                record.topic,
+                record.key,
+                record.headers,
+                self.settings.topic_prefix,
+                payload_json=row.values["payload"],
+            )
+            item.event = event
+            item.row = row
+        except SeleneError as exc:
+            item.dead(exc.reason_code, exc.detail)
+        return item
 
     async def decode_yielding(self, records: Sequence[Record]) -> list[Item]:
         """``decode``, yielding to the event loop every ``DECODE_SLICE`` records: for decoding the next

@@ -8,11 +8,14 @@ builds the decoder, so adding an engine never touches the consumer loop.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import sys
 import time
 import uuid
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -53,6 +56,23 @@ _VALIDATED: dict[int, weakref.ref[StrictModel]] = {}
 _SWEEP_AT = [4096]
 
 
+#: False while a consumer decodes (``unmarked``): the mark serves the publisher alone, and a writer or replay
+#: that validates thousands of events a second would only pay for marks (and weak references) it never reads.
+_MARKING: contextvars.ContextVar[bool] = contextvars.ContextVar("selene_marking", default=True)
+
+
+@contextlib.contextmanager
+def unmarked() -> Iterator[None]:
+    """Validation inside this block leaves no mark (``validated`` is False for what it builds): for the
+    consumers' decoding, which never publishes what it decodes. Leaving a mark out is always safe: an unmarked
+    event only takes the publisher's full round trip."""
+    token = _MARKING.set(False)
+    try:
+        yield
+    finally:
+        _MARKING.reset(token)
+
+
 def _mark_validated(obj: StrictModel) -> None:
     _VALIDATED[id(obj)] = weakref.ref(obj)
     if len(_VALIDATED) >= _SWEEP_AT[0]:
@@ -90,7 +110,7 @@ class Payload(StrictModel):
         # was given and took as it is (``revalidate_instances='never'``), ``model_construct``'d or not; nor
         # a wrap or before validator: those make pydantic hand JSON input over as Python values (a
         # datetime's text then fails the strict check), which would change what the writer's decoder accepts.
-        if sys._getframe(1).f_code is not _MODEL_CONSTRUCT:
+        if _MARKING.get() and sys._getframe(1).f_code is not _MODEL_CONSTRUCT:
             _mark_validated(self)
 
     def aggregate_id(self, event: LedgerEvent) -> str:
@@ -119,7 +139,7 @@ class LedgerEvent(StrictModel):
         # As for payloads; and pydantic takes a payload *instance* as it is, ``model_construct``'d or of a
         # subclass: the event is marked only when its payload was validated too and is exactly the payload
         # model its (ledger, event type) was registered with.
-        if sys._getframe(1).f_code is _MODEL_CONSTRUCT:
+        if not _MARKING.get() or sys._getframe(1).f_code is _MODEL_CONSTRUCT:
             return  # first: a model_construct'd event may lack any field
         payload = self.payload
         if type(payload) is _PAYLOAD_MODELS.get(type(self)) and validated(payload):
