@@ -23,14 +23,18 @@ def spec_json(mode: str, settings: Settings, params: dict[str, Any]) -> bytes:
     return json.dumps({"mode": mode, "settings": settings_to_json(settings), "params": params}).encode()
 
 
+def _py_spy(profile: Path, rate: int) -> list[str]:
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    # --idle keeps the samples where the event loop waits (on PostgreSQL or Kafka), so the profile shows
+    # CPU work and waiting in one picture; raw (collapsed stacks) is what bench.profile summarises.
+    return [py_spy, "record", "--idle", "--format", "raw", "--rate", str(rate), "-o", str(profile)]
+
+
 def child_command(profile: Path | None = None, rate: int = 100) -> list[str]:
     cmd = [sys.executable, "-m", "bench.child"]
     if profile is None:
         return cmd
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    # --idle keeps the samples where the event loop waits (on PostgreSQL or Kafka), so the profile shows
-    # CPU work and waiting in one picture; raw (collapsed stacks) is what bench.profile summarises.
-    return [py_spy, "record", "--idle", "--format", "raw", "--rate", str(rate), "-o", str(profile), "--", *cmd]
+    return [*_py_spy(profile, rate), "--", *cmd]
 
 
 def parse_output(mode: str, rc: int, stdout: str, stderr_path: Path) -> dict[str, Any]:
@@ -72,9 +76,13 @@ async def run_child(
 class Background:
     """A long-running mode (the latency writer): started now, stopped with SIGTERM later."""
 
-    def __init__(self, mode: str, settings: Settings, params: dict[str, Any], logs: Path) -> None:
+    def __init__(
+        self, mode: str, settings: Settings, params: dict[str, Any], logs: Path, profile: Path | None = None
+    ) -> None:
         self.mode, self.settings, self.params, self.logs = mode, settings, params, logs
+        self.profile = profile
         self.proc: asyncio.subprocess.Process | None = None
+        self.spy: asyncio.subprocess.Process | None = None
         self._stdout: asyncio.Task[bytes] | None = None
 
     async def start(self) -> None:
@@ -88,6 +96,14 @@ class Background:
         await self.proc.stdin.drain()
         self.proc.stdin.close()
         self._stdout = asyncio.ensure_future(self.proc.stdout.read())
+        if self.profile is not None:  # attached by pid (not wrapping it), so that SIGTERM reaches the writer
+            self.spy = await asyncio.create_subprocess_exec(
+                *_py_spy(self.profile, 100),
+                "--pid",
+                str(self.proc.pid),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
@@ -98,4 +114,6 @@ class Background:
             self.proc.terminate()  # our own child, by its pid: the writer stops after its batch in flight
         out = await asyncio.wait_for(self._stdout, within)
         rc = await self.proc.wait()
+        if self.spy is not None:  # py-spy writes its file when the process it watches has exited
+            await asyncio.wait_for(self.spy.wait(), within)
         return parse_output(self.mode, rc, out.decode(errors="replace"), self.logs / f"{self.mode}.stderr")

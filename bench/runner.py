@@ -195,7 +195,10 @@ async def mode_latency(run: Run) -> dict[str, Any]:
     settings = run.env.settings("lat")
     await ensure_mode_topics(settings)
     stamps = run.env.state / "latency-stamps.json"
-    writer = Background("latency_writer", settings, run.params(stamps=str(stamps)), run.logs)
+    profile = run.profile_path("latency")
+    if profile:
+        profile.parent.mkdir(parents=True, exist_ok=True)
+    writer = Background("latency_writer", settings, run.params(stamps=str(stamps)), run.logs, profile)
     await writer.start()
     producer = await lat.new_producer(settings)
     levels: list[tuple[float, list[tuple[lat.TPO, int]], float]] = []
@@ -224,6 +227,10 @@ async def mode_latency(run: Run) -> dict[str, Any]:
         "records": [[sent, commits.get(tpo)] for _, sends, _ in levels for tpo, sent in sends],
     }
     (run.env.state / "latency-detail.json").write_text(json.dumps(detail))
+    if profile and profile.exists():
+        from bench.profile import summarise
+
+        writer_result["profile"] = {**summarise(profile), "file": str(profile)}
     out: dict[str, Any] = {"capacity_rate": capacity, "levels": {}, "writer": writer_result}
     for load, sends, achieved in levels:
         values, missing = lat.latencies_ms(sends, commits)
