@@ -190,17 +190,13 @@ class LedgerTable:
         return found
 
     async def insert(
-        self, conn: asyncpg.Connection, rows: Sequence[LedgerRow], advance: Advance | None = None
+        self, conn: asyncpg.Connection, rows: Sequence[LedgerRow], advance: Advance
     ) -> dict[uuid.UUID, int]:
-        """Append ``rows``; returns event uuid -> ledger id for the rows actually inserted. ``advance``: the
-        rows already linked into their chains (``insert_ledgers``); None links them here."""
+        """Append ``rows``, already linked into their chains under locked heads (``insert_ledgers``), with the
+        chain heads advancing in the same statement; returns event uuid -> ledger id for the rows inserted."""
         if not rows:
             return {}
-        names = [c for c, _ in self.columns]
-        if advance is None:
-            # tamper evidence: links computed under the locked chain heads, which advance with the insert
-            advance = (await link_tables(conn, {self.spec.table: (names, [r.values for r in rows])}))[self.spec.table]
-        arrays = [[r.values[c] for r in rows] for c in names]
+        arrays = [[r.values[c] for r in rows] for c, _ in self.columns]
         records = await conn.fetch(self.queries["insert"], *arrays, self.spec.table, *advance.params())
         return {rec["event_uuid"]: rec[self.spec.id_column] for rec in records}
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -307,36 +306,20 @@ class Replayer:
                     continue
                 missing.append(item)
             if missing:
-                await self._account_missing(operator, table, tenants, uuids, missing)
+                await self._account_missing(operator, table, missing)
         if to_apply:
             async with writer.transaction():
                 await self.builder.apply(writer, to_apply)
 
-    async def _account_missing(
-        self,
-        operator: asyncpg.Connection,
-        table: LedgerTable,
-        tenants: list[str | None],
-        uuids: list[uuid.UUID | None],
-        missing: list[Decoded],
-    ) -> None:
+    async def _account_missing(self, operator: asyncpg.Connection, table: LedgerTable, missing: list[Decoded]) -> None:
         """Records whose event is not in the ledger under their own provenance: duplicates of a row by scoped
-        key and content, or unaccounted. The look-up covers the ids of the whole fetch of this topic and the
-        scoped keys of the missing records, as ``LedgerTable.existing`` over every record of it would."""
+        idempotency key and content, or unaccounted. Without an idempotency key an event is deduplicated by
+        its id alone, which is not in the ledger: a row of equal content is another event, and this one was
+        lost."""
         rows = [self._row(i) for i in missing]
-        scoped = [s for s in (table.scope(r) for r in rows) if s is not None]
-        width = len(table.spec.idempotency_scope)
-        scope_arrays = [list(c) for c in zip(*scoped, strict=True)] if scoped else [[] for _ in range(width)]
-        found = await operator.fetch(table.queries["existing"], tenants, uuids, *scope_arrays)
-        existing = set()
-        for f in found:
-            scope = tuple(f[1 : 1 + width])
-            existing.add((None if scope[-1] is None else scope, bytes(f["content_sha256"])))
+        existing = {(e.scope, e.content_sha256) for e in await table.existing(operator, rows) if e.scope is not None}
         for item, row in zip(missing, rows, strict=True):
-            # Without an idempotency key an event is deduplicated by its id alone, which is not in the ledger:
-            # a row of equal content is another event, and this one was lost.
-            key = table.scope(row)
-            if key is not None and (key, row.content_sha256) in existing:
+            if (table.scope(row), row.content_sha256) in existing:
                 self.stats.duplicates += 1
             else:
                 r = item.record
