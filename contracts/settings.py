@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
+# Fixed local ports lie below Linux's ephemeral range (32768-60999): a port inside it can be held at any
+# moment by some outgoing connection's source port, and the service then fails to start.
 LOCAL_KAFKA_PORT = 19092
 LOCAL_KAFKA_CONTROLLER_PORT = 19093
-LOCAL_POSTGRES_PORT = 55432
+LOCAL_POSTGRES_PORT = 15432
 LOCAL_DATABASE = "selene"
 
 # Local development passwords. They guard only loopback services started by this project; a deployment

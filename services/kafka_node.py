@@ -150,12 +150,43 @@ def _pid_alive(pid: int) -> bool:
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    """True if something accepts TCP connections on ``host:port``."""
+    """True if something accepts TCP connections on ``host:port`` (readiness: is the server answering)."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
+
+
+def port_free(host: str, port: int) -> bool:
+    """True if a server could listen on ``host:port`` now.
+
+    Probed by binding, not by connecting: a port can be held by a socket that accepts nothing (an
+    outgoing connection's source port, a listener in another namespace of the same address), and only
+    a bind sees that. ``SO_REUSEADDR`` as servers set it, so a port in TIME_WAIT counts as free.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1", count: int = 1) -> int:
+    """The first of ``count`` consecutive ports the OS reports free, for a throwaway server.
+
+    The OS chooses (bind to port 0), then the following ports are checked by binding; a short window
+    remains in which another process could take one, which a throwaway cluster's start reports clearly.
+    """
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            first = int(sock.getsockname()[1])
+        if first + count <= 65535 and all(port_free(host, first + i) for i in range(count)):
+            return first
+    raise OSError(f"no {count} consecutive free ports on {host}")
 
 
 async def _serves_clients(bootstrap: str) -> bool:
@@ -272,7 +303,7 @@ class KafkaNode:
         by the terminal's Ctrl-C, and never lingers as our zombie. The shell writes its own pid
         before ``exec``, which keeps it for the JVM.
         """
-        if port_open(self.host, self.port) or port_open(self.host, self.controller_port):
+        if not port_free(self.host, self.port) or not port_free(self.host, self.controller_port):
             raise KafkaNodeError(
                 f"port {self.port} or {self.controller_port} on {self.host} is taken by another process "
                 f"(not the broker recorded in {self.pid_path}); stop it or free the port"

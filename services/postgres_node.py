@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.kafka_node import port_open
+from services.kafka_node import port_free
 
 # Clients reach the server over TCP; the socket only serves the postgres OS user (peer auth).
 _PG_HBA = """\
@@ -211,7 +211,7 @@ class PostgresNode:
 
     def start(self) -> None:
         """Start and wait until it accepts connections (pg_ctl -w)."""
-        if port_open(self.host, self.port):
+        if not port_free(self.host, self.port):
             raise PostgresNodeError(
                 f"port {self.port} on {self.host} is taken by another process, not the cluster in "
                 f"{self.data_dir}; stop it or free the port"

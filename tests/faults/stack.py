@@ -14,12 +14,13 @@ from pathlib import Path
 
 from contracts.settings import LOCAL_ADMIN_PASSWORD, LOCAL_ADMIN_USER, Settings, local_database_url
 from services import local
-from services.kafka_node import KafkaNode, new_cluster_id, resolve_jars, voters_string
+from services.kafka_node import KafkaNode, free_port, new_cluster_id, resolve_jars, voters_string
 from services.postgres_node import PostgresNode, find_bin_dir, install_server, server_user
 from services.provision import provision
 from sql.migrate import migrate
 
-FAULT_PG_PORT = 55632
+# Kafka nodes take base+i and base+100+i: fixed, below Linux's ephemeral range (32768-60999), so no
+# outgoing connection's source port can hold them. PostgreSQL's port is chosen by the OS per cluster.
 FAULT_KAFKA_BASE = 29092
 
 
@@ -43,8 +44,9 @@ def _area(prefix: str, user: str | None) -> Path:
 
 
 @contextmanager
-def postgres_cluster(port: int = FAULT_PG_PORT) -> Iterator[PostgresNode]:
-    """A private cluster, provisioned and migrated; removed afterwards."""
+def postgres_cluster(port: int | None = None) -> Iterator[PostgresNode]:
+    """A private cluster, provisioned and migrated, on ``port`` or one the OS reports free; removed afterwards."""
+    port = free_port() if port is None else port
     bin_dir = find_bin_dir() or install_server()
     user = server_user()
     area = _area("selene-faults-pg-", user)

@@ -25,7 +25,7 @@ from tests.e2e.helpers import drain, publish, rebuild_equals_live
 from tests.faults.checker import Report, check
 from tests.faults.drivers import Load, WriterProcess, end_offsets_sum, stored, wait_caught_up, wait_progress
 from tests.faults.proxy import PgProxy
-from tests.faults.stack import FAULT_PG_PORT, kafka_cluster, postgres_cluster, settings_for
+from tests.faults.stack import kafka_cluster, postgres_cluster, settings_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.faults]
 
@@ -308,9 +308,9 @@ async def test_three_broker_cluster_one_killed(settings: Settings, run_id: str) 
 
 
 async def test_postgres_killed_mid_batch_and_restarted(settings: Settings, run_id: str) -> None:
-    with postgres_cluster(FAULT_PG_PORT) as node:
+    with postgres_cluster() as node:
         s = settings_for(
-            settings, postgres_port=FAULT_PG_PORT, prefix=settings.topic_prefix, group=settings.consumer_group
+            settings, postgres_port=node.port, prefix=settings.topic_prefix, group=settings.consumer_group
         )
         s = replace(s, batch_max_records=100)
         w = await prepared(s, run_id, 2000)

@@ -34,7 +34,7 @@ EXPECTED_IMAGES = {
 }
 EXPECTED_PORTS = {
     "kafka": ["127.0.0.1:19092:19092"],
-    "postgres": ["127.0.0.1:55432:5432"],
+    "postgres": ["127.0.0.1:15432:5432"],
 }
 EXPECTED_PROFILES = {"replay": ["replay"]}
 EXPECTED_DEPENDS_ON = {
