@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.db import connect
 from consumers.decode_workers import Decoded, DecodePool, worker_count
+from consumers.kafka import reader_options
 from consumers.ledger import LedgerRow, LedgerTable
 from consumers.offsets import stored_offsets
 from consumers.pipeline import Pipeline, Record
@@ -345,13 +346,13 @@ class Replayer:
     async def run(self, *, verify: bool = False, apply: bool = False, progress: Progress | None = None) -> ReplayResult:
         started = time.monotonic()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=32 * 1024 * 1024,
-            **self.settings.kafka_security.client_kwargs(),
+            **reader_options(
+                self.settings,
+                group_id=None,
+                auto_offset_reset="earliest",
+                max_partition_fetch_bytes=8 * 1024 * 1024,
+                fetch_max_bytes=32 * 1024 * 1024,
+            )
         )
         starting = asyncio.create_task(self.decoding.start())  # workers start while Kafka connects
         connections: list[asyncpg.Connection] = []

@@ -9,6 +9,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.deadletters import counts_by_reason
+from consumers.kafka import reader_options
 from consumers.offsets import stored_offsets
 from contracts.registry import LEDGERS
 from contracts.settings import Settings
@@ -27,12 +28,9 @@ class PartitionLag:
 
 
 async def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    """The log end offset of every partition of ``topics`` (no group, nothing committed)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        enable_auto_commit=False,
-        **settings.kafka_security.client_kwargs(),
-    )
+    """The last stable offset of every partition of ``topics`` (read committed: an open or aborted
+    transaction's records are not "left to read"); no group, nothing committed."""
+    consumer = AIOKafkaConsumer(**reader_options(settings))
     await consumer.start()
     try:
         tps = [
