@@ -10,15 +10,19 @@ the record's bytes by the same decoder.
 
 Workers start from a ``forkserver`` (never ``fork``: the caller runs an event loop and client threads);
 if they cannot start, decoding stays in this process. Once started, a worker that dies fails the replay
-with ``DecodeWorkerError``: nothing is skipped silently.
+with ``DecodeWorkerError``: nothing is skipped silently. So does a worker that hangs (stopped, deadlocked):
+when no chunk of a fetch comes back for ``timeout_s`` seconds, the workers are killed and the replay stops,
+instead of waiting forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -43,6 +47,10 @@ MIN_WORKER_BATCH = 200
 #: How long workers may take to start (import the contracts, build the decoder) before replay gives up on
 #: them and decodes in this process.
 START_TIMEOUT_S = 60.0
+#: How long a fetch's decoding may go without any chunk coming back before the workers count as hung. A chunk
+#: is ``CHUNK_RECORDS`` records of at most ``max_event_bytes`` each: tens of milliseconds normally, seconds on
+#: a starved machine, so a minute means stuck.
+DECODE_TIMEOUT_S = 60.0
 
 # What travels: a record as (topic, partition, offset, key, value, headers); a verdict as
 # (ledger, event id bytes, tenant, content hash, projected) for a valid event or (None, reason, detail).
@@ -51,7 +59,7 @@ WireVerdict = tuple[Any, ...]
 
 
 class DecodeWorkerError(SeleneError):
-    """A decode worker died: the replay cannot know what the records it held would have been."""
+    """A decode worker died or hung: the replay cannot know what the records it held would have been."""
 
 
 @dataclass(slots=True)
@@ -131,10 +139,14 @@ def _decode_chunk(records: list[WireRecord]) -> list[WireVerdict]:
 class DecodePool:
     """Decodes fetched records for replay, in ``workers`` processes, or in this process (see the module)."""
 
-    def __init__(self, pipeline: Pipeline, workers: int, *, min_batch: int | None = None) -> None:
+    def __init__(
+        self, pipeline: Pipeline, workers: int, *, min_batch: int | None = None, timeout_s: float | None = None
+    ) -> None:
+        """``timeout_s``: how long decoding may make no progress before the workers count as hung."""
         self.pipeline = pipeline
         self.workers = workers
         self.min_batch = MIN_WORKER_BATCH if min_batch is None else min_batch
+        self.timeout_s = DECODE_TIMEOUT_S if timeout_s is None else timeout_s
         self.in_workers = 0  # records the workers decoded
         self._executor: ProcessPoolExecutor | None = None
 
@@ -176,6 +188,17 @@ class DecodePool:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 
+    def _kill(self) -> None:
+        """Stop hung workers for good (SIGKILL also ends a stopped process) and drop the pool without waiting
+        for them: ``shutdown(wait=True)`` would wait for the hung worker forever."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        for pid in list(getattr(executor, "_processes", None) or {}):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        executor.shutdown(wait=False, cancel_futures=True)
+
     async def decode(self, records: Sequence[Record]) -> list[Decoded]:
         """Every record's verdict, in the order given."""
         executor = self._executor
@@ -183,11 +206,15 @@ class DecodePool:
             return summarize(self.pipeline, await self.pipeline.decode_yielding(records))
         loop = asyncio.get_running_loop()
         chunks = [records[i : i + CHUNK_RECORDS] for i in range(0, len(records), CHUNK_RECORDS)]
+        futures = [loop.run_in_executor(executor, _decode_chunk, [_wire(r) for r in c]) for c in chunks]
         try:
-            futures = [loop.run_in_executor(executor, _decode_chunk, [_wire(r) for r in c]) for c in chunks]
-            answers = await asyncio.gather(*futures)
+            answers = await self._gather(futures)
         except BrokenProcessPool as exc:
             raise DecodeWorkerError(f"a replay decode worker died; the replay stops ({exc})") from exc
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
         out: list[Decoded] = []
         for chunk, verdicts in zip(chunks, answers, strict=True):
             if len(verdicts) != len(chunk):
@@ -195,6 +222,24 @@ class DecodePool:
             out.extend(_from_wire(r, v) for r, v in zip(chunk, verdicts, strict=True))
         self.in_workers += len(out)
         return out
+
+    async def _gather(self, futures: list[asyncio.Future[list[WireVerdict]]]) -> list[list[WireVerdict]]:
+        """The answers in order; ``DecodeWorkerError`` (and the workers killed) when none comes back for
+        ``timeout_s`` seconds: a worker that hangs would otherwise block the replay forever."""
+        pending: set[asyncio.Future[list[WireVerdict]]] = set(futures)
+        while pending:
+            done, pending = await asyncio.wait(pending, timeout=self.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                for f in pending:
+                    f.cancel()
+                self._kill()
+                raise DecodeWorkerError(
+                    f"a replay decode worker gave no answer for {self.timeout_s:g}s (hung?); its workers were "
+                    "killed and the replay stops"
+                )
+            for f in done:
+                f.result()  # raises BrokenProcessPool when a worker died
+        return [f.result() for f in futures]
 
 
 def _wire(r: Record) -> WireRecord:

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -95,6 +98,28 @@ async def test_a_dead_worker_fails_the_decode(workers: DecodePool) -> None:
         os.kill(pid, signal.SIGKILL)
     with pytest.raises(DecodeWorkerError, match="died"):
         await workers.decode(records)
+
+
+async def test_a_hung_worker_times_out_instead_of_blocking_replay(workers: DecodePool) -> None:
+    """A worker that stops answering (SIGSTOP: alive, never dies) fails the decode within the timeout, and the
+    pool is gone (closing it does not wait for the hung process)."""
+    records = stream()
+    await workers.decode(records[:20])
+    workers.timeout_s = 1.0
+    pids = workers.worker_pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DecodeWorkerError, match="no answer for 1s"):
+            await asyncio.wait_for(workers.decode(records), 30)
+    finally:
+        for pid in pids:  # killed by the pool; this only matters when the test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert time.monotonic() - started < 10
+    assert not workers.active
+    workers.close()
 
 
 async def test_workers_that_cannot_start_leave_decoding_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
