@@ -9,6 +9,13 @@ readers follow the consumer's fetch position over them, not only the offsets of 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from contracts.reasons import ReasonCode, SeleneError
 from contracts.settings import Settings
 
 #: Kafka's isolation level for every reader of a ledger topic (see the module docstring).
@@ -24,3 +31,54 @@ def reader_options(settings: Settings, **overrides: object) -> dict[str, object]
         **settings.kafka_security.client_kwargs(),
         **overrides,
     }
+
+
+class UnreadableRecords(SeleneError):
+    """Kafka hands over bytes no client can get past (a corrupt batch, a CRC mismatch, a codec no library
+    decodes): not one record's content, which becomes a dead letter, but a fault of the log itself.
+
+    The writer stops with this (one line naming topic, partition and offset; the CLI exits non-zero)
+    rather than skip: skipping would lose every committed record in the batch, and retrying would spin.
+    PostgreSQL keeps the offset to resume from once the log is repaired or the partition is moved past.
+    """
+
+    def __init__(self, topic: str | None, partition: int | None, offset: int | None, cause: BaseException) -> None:
+        where = "an assigned partition" if topic is None else f"{topic}[{partition}]"
+        at = "" if offset is None else f" at offset {offset}"
+        super().__init__(
+            f"cannot read {where}{at}: {type(cause).__name__}: {cause}".replace("\n", " "),
+            ReasonCode.EVENT_UNDECODABLE,
+        )
+        self.topic, self.partition, self.offset = topic, partition, offset
+
+
+async def locate_unreadable(
+    settings: Settings, starts: Mapping[tuple[str, int], int], cause: BaseException, *, budget_s: float = 60.0
+) -> UnreadableRecords:
+    """Find which partition and offset a failed fetch could not get past, for the writer's last line.
+
+    aiokafka's error does not say where it struck, and its consumer cannot be asked again (the failed
+    partition's iterator is spent and would silently skip ahead), so a fresh consumer with no group reads
+    each candidate partition one record at a time from where the writer stands, until one raises. Bounded
+    by ``budget_s``; past it, the report names no offset rather than guess.
+    """
+    deadline = time.monotonic() + budget_s
+    consumer = AIOKafkaConsumer(**reader_options(settings, group_id=None, auto_offset_reset="earliest"))
+    await consumer.start()
+    try:
+        for (topic, partition), start in sorted(starts.items()):
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            end = (await consumer.end_offsets([tp]))[tp]
+            while time.monotonic() < deadline:
+                at = await consumer.position(tp)
+                if at >= end:
+                    break
+                try:
+                    await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+                except KafkaError as exc:
+                    return UnreadableRecords(topic, partition, at, exc)
+    finally:
+        await consumer.stop()
+    return UnreadableRecords(None, None, None, cause)

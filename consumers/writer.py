@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumers.db import create_pool, is_retriable
+from consumers.kafka import locate_unreadable, reader_options
 from consumers.offsets import Claim, OffsetStore
 from consumers.pipeline import BatchResult, Item, Pipeline, Record, _is_data_error
 from contracts.registry import LEDGERS
@@ -96,8 +97,16 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.writer.claims.pop((tp.topic, tp.partition), None)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        async with self.writer.lock:
-            await self.writer.claim(assigned)
+        # aiokafka logs and swallows what a listener raises, which would leave these partitions assigned
+        # to us and never written until the next rebalance. ``claim`` retries outages itself; anything
+        # else stops the writer (its loop raises it), so the group moves the partitions to a healthy one.
+        try:
+            async with self.writer.lock:
+                await self.writer.claim(assigned)
+        except Exception as exc:
+            parts = [f"{t.topic}[{t.partition}]" for t in assigned]
+            log.error("claiming %s failed; the writer stops: %s", parts, exc)  # noqa: TRY400 (raised later)
+            self.writer.fatal = exc
 
 
 class LedgerWriter:
@@ -129,6 +138,8 @@ class LedgerWriter:
         self._consumer: AIOKafkaConsumer | None = None
         self._kafka_commit: asyncio.Task[None] | None = None
         self._kafka_pending: dict[tuple[str, int], int] = {}
+        #: an error raised where aiokafka would swallow it (the rebalance listener), raised by ``run``'s loop
+        self.fatal: BaseException | None = None
 
     async def claim(self, assigned: Sequence[TopicPartition]) -> None:
         """Take ownership of newly assigned partitions in PostgreSQL and seek to the stored offsets."""
@@ -177,22 +188,20 @@ class LedgerWriter:
                 "plan_cache_mode": "force_custom_plan",
             },
         )
-        options: dict[str, object] = {
-            "bootstrap_servers": self.settings.kafka_bootstrap_servers,
-            "group_id": self.settings.consumer_group,
-            "enable_auto_commit": False,
-            "auto_offset_reset": "earliest",
-            "max_poll_records": self.settings.batch_max_records,
-            "fetch_max_bytes": 16 * 1024 * 1024,
-            "max_partition_fetch_bytes": 4 * 1024 * 1024,
-            "session_timeout_ms": self.settings.consumer_session_timeout_ms,
-            "heartbeat_interval_ms": self.settings.consumer_heartbeat_interval_ms,
-            "max_poll_interval_ms": self.settings.consumer_max_poll_interval_ms,
-            "rebalance_timeout_ms": min(self.settings.consumer_max_poll_interval_ms, 60000),
-            "group_instance_id": self.settings.consumer_instance_id,
-            **self.settings.kafka_security.client_kwargs(),
-            **self.consumer_options,
-        }
+        options = reader_options(
+            self.settings,
+            group_id=self.settings.consumer_group,
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.batch_max_records,
+            fetch_max_bytes=16 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=self.settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=self.settings.consumer_heartbeat_interval_ms,
+            max_poll_interval_ms=self.settings.consumer_max_poll_interval_ms,
+            rebalance_timeout_ms=min(self.settings.consumer_max_poll_interval_ms, 60000),
+            group_instance_id=self.settings.consumer_instance_id,
+        )
+        options.update(self.consumer_options)  # a caller's (a drill's) settings win
         self._consumer = AIOKafkaConsumer(**options)
         await self._consumer.start()
         try:
@@ -202,12 +211,21 @@ class LedgerWriter:
             prefetch = _Prefetch(self)
             try:
                 while not stop.is_set():
-                    batch = await prefetch.take()
+                    if self.fatal is not None:
+                        raise self.fatal
+                    try:
+                        batch = await prefetch.take()
+                    except KafkaError as exc:
+                        if exc.retriable:
+                            raise
+                        raise await locate_unreadable(self.settings, dict(self.positions), exc) from exc
                     if batch.records:
                         idle_since = time.monotonic()
                         async with self.lock:
                             await self._process(batch)
-                    elif (until_caught_up and await self._caught_up()) or (
+                        continue
+                    await self._pass_gaps(prefetch)
+                    if (until_caught_up and await self._caught_up()) or (
                         idle_timeout is not None and time.monotonic() - idle_since > idle_timeout
                     ):
                         break
@@ -225,24 +243,68 @@ class LedgerWriter:
             await self._consumer.stop()
             await self._pool.close()
 
-    async def _prepare(self, timeout_ms: int = 300, max_records: int | None = None) -> Prepared:
+    async def _prepare(
+        self, timeout_ms: int = 300, max_records: int | None = None, prefetch: _Prefetch | None = None
+    ) -> Prepared:
         """Fetch the next records and decode them, yielding to the event loop as it goes so that the
         transaction in flight gets its replies while this runs."""
         assert self._consumer is not None
         data = await self._consumer.getmany(
             timeout_ms=timeout_ms, max_records=max_records or self.settings.batch_max_records
         )
+        if prefetch is not None and data:  # (no await since getmany returned: the fetch position is theirs)
+            prefetch.fetches += 1
+            prefetch._decoding = True
         generations = dict(self.generation)
         records = [Record.of(m) for msgs in data.values() for m in msgs]
         return Prepared(records, await self.pipeline.decode_yielding(records), generations)
 
     async def _caught_up(self) -> bool:
+        """True when every assigned partition's stored position reached its last stable offset: nothing
+        committed is left to read (``_pass_gaps`` moves positions over markers and aborted records)."""
         assert self._consumer is not None
         assignment = self._consumer.assignment()
         if not assignment or len(self.claims) < len(assignment):
             return False
         ends = await self._consumer.end_offsets(list(assignment))
         return all(self.positions.get((tp.topic, tp.partition), 0) >= end for tp, end in ends.items())
+
+    async def _pass_gaps(self, prefetch: _Prefetch) -> None:
+        """Store positions past offsets that hold nothing to write: transaction markers, aborted
+        transactions' records (read committed skips them). The consumer's fetch position moves over them but
+        no record says so, so without this the stored offset (lag, caught up, a restart's seek) would stay
+        before them for as long as no later record arrives.
+
+        Only while the prefetch holds nothing: then every offset between the stored position and the fetch
+        position was passed without a record to write. One small transaction, only when there is a gap.
+        """
+        assert self._consumer is not None and self._pool is not None
+        fetches, generations = prefetch.fetches, dict(self.generation)
+        assigned = self._consumer.assignment()
+        gaps: dict[tuple[str, int], int] = {}
+        for key, claim in list(self.claims.items()):
+            tp = TopicPartition(*key)
+            if tp not in assigned:
+                continue
+            at = await self._consumer.position(tp)
+            if at > self.positions.get(key, claim.next_offset):
+                gaps[key] = at
+        if not gaps or not prefetch.idle or prefetch.fetches != fetches:
+            return  # nothing to pass, or records arrived meanwhile: they will move the position themselves
+        async with self.lock:
+            mine = {
+                tp: o for tp, o in gaps.items() if tp in self.claims and self.generation.get(tp) == generations.get(tp)
+            }
+            if not mine:
+                return
+            claims = {tp: self.claims[tp] for tp in mine}
+            async with self._pool.acquire() as proxy, proxy.transaction():
+                conn = _conn(proxy)
+                stored = await self.offsets.lock(conn, claims.values())
+                mine = {tp: o for tp, o in mine.items() if tp in stored and o > stored[tp]}
+                await self.offsets.advance(conn, mine, claims)
+            self.positions.update(mine)
+            self._commit_to_kafka(mine)
 
     async def _process(self, batch: Prepared) -> None:
         """Write one batch, retrying retriable failures with backoff until it lands or is fenced out."""
@@ -325,7 +387,10 @@ class LedgerWriter:
             await self.pipeline.store_dead_letters(conn, items)
             advanced = _next_offsets(items)
             await self.offsets.advance(conn, advanced, claims)
-        return result, advanced
+        # Where a retry after an ambiguous commit finds its records already stored, the stored offset is the
+        # position reached (the write that got no reply did commit): without it the writer would never
+        # count itself caught up.
+        return result, {**stored, **advanced}
 
     def _commit_to_kafka(self, advanced: dict[tuple[str, int], int]) -> None:
         """Best effort, for lag tools only: PostgreSQL holds the offsets that count. Sent in the background
@@ -365,7 +430,15 @@ class _Prefetch:
         self.room = asyncio.Event()  # set when the buffer has room for another fetch
         self.room.set()
         self.failure: Exception | None = None
+        #: fetches that returned records so far, and whether one is being decoded now (see ``idle``)
+        self.fetches = 0
+        self._decoding = False
         self.task = asyncio.create_task(self._run())
+
+    @property
+    def idle(self) -> bool:
+        """Nothing fetched is waiting to be written: no buffered batch and no fetch being decoded."""
+        return self.buffered is None and not self._decoding
 
     def _size(self) -> int:
         return 0 if self.buffered is None else len(self.buffered.records)
@@ -374,7 +447,8 @@ class _Prefetch:
         try:
             while True:
                 await self.room.wait()
-                fetched = await self.writer._prepare(max_records=self.max_records - self._size())
+                fetched = await self.writer._prepare(max_records=self.max_records - self._size(), prefetch=self)
+                self._decoding = False
                 if not fetched.records:
                     continue
                 self.buffered = fetched if self.buffered is None else self.buffered.followed_by(fetched)

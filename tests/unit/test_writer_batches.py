@@ -58,7 +58,9 @@ class _Fetches:
         self.fetches = fetches
         self.asked: list[int] = []
 
-    async def _prepare(self, timeout_ms: int = 300, max_records: int | None = None) -> Prepared:
+    async def _prepare(
+        self, timeout_ms: int = 300, max_records: int | None = None, prefetch: object = None
+    ) -> Prepared:
         self.asked.append(max_records or 0)
         if not self.fetches:
             await asyncio.sleep(timeout_ms / 1000)
