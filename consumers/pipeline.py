@@ -9,8 +9,12 @@ projection table, one insert of dead letters. Decisions are taken in Kafka order
     same event or same scoped key, same content       -> counted duplicate, nothing written
     same scoped key, different content                -> dead letter (REJECTED, the original stands)
     a projection refuses it (state rule)              -> dead letter with the projection's reason
+    an event it emits (a derived row) takes an event
+      id or scoped key already used, different content -> dead letter (REJECTED, the row holding it stands)
     otherwise                                         -> appended, projections updated, and the events
-                                                         the projections emitted appended with it
+                                                         the projections emitted appended with it (a
+                                                         derived row identical to one already there is a
+                                                         counted no-op)
 
 If the database refuses something the Python checks let through (a constraint, a row-level security
 policy), ``apply_isolated`` redoes the batch event by event under savepoints, so the one bad event becomes a
@@ -102,6 +106,7 @@ class Item:
     detail: str = ""
     status: str | None = None  # dead-letter status when outcome == "dead"
     emitted: int = 0  # derived events appended with it (e.g. its PH1.J audit row)
+    emitted_duplicates: int = 0  # derived events identical to rows already there (not appended again)
 
     @property
     def aggregate_key(self) -> str | None:
@@ -133,12 +138,15 @@ class BatchResult:
     isolated: bool = False
     #: derived rows appended on behalf of appended events (not consumed records, so not in the sum above).
     emitted: int = 0
+    #: derived rows not appended because an identical row was already there (or earlier in the batch).
+    emitted_duplicates: int = 0
 
     def add(self, other: BatchResult) -> None:
         self.consumed += other.consumed
         self.appended += other.appended
         self.deduplicated += other.deduplicated
         self.emitted += other.emitted
+        self.emitted_duplicates += other.emitted_duplicates
         self.dead_lettered.update(other.dead_lettered)
         self.isolated = self.isolated or other.isolated
 
@@ -163,6 +171,26 @@ def _is_data_error(exc: BaseException) -> bool:
         return False
     state = exc.sqlstate or ""
     return state[:2] in ("22", "23", "42") or state == "SLA01" or state.startswith("P0")
+
+
+#: Retriable failures that a batch's content, not an outage, can cause, and that retrying may therefore never
+#: cure: rows skipped at insert although the dedupe look-up had not found them (CONCURRENT_APPEND). A real race
+#: with another writer is over by the next attempt, whose look-up sees that writer's rows; a failure that
+#: keeps coming back is pinned on its event by isolation (``LedgerWriter._process``, ``apply_isolated``).
+DATA_RETRIABLE = frozenset({ReasonCode.CONCURRENT_APPEND})
+
+
+def retry_signature(exc: BaseException) -> str | None:
+    """What makes two failed attempts at a batch "the same failure": the reason code of a retriable failure
+    the batch's data may cause (``DATA_RETRIABLE``); None for outages, which are retried without limit."""
+    if isinstance(exc, RetriableError) and exc.reason_code in DATA_RETRIABLE:
+        return str(exc.reason_code)
+    return None
+
+
+def _undecided(item: Item) -> None:
+    """``item`` back to how ``decode`` left it, to be decided again (every verdict field to its default)."""
+    vars(item).update(vars(Item(item.record, item.event, item.row)))
 
 
 def _db_reason(exc: BaseException) -> ReasonCode:
@@ -238,7 +266,16 @@ class Pipeline:
     async def apply(
         self, conn: asyncpg.Connection, items: Sequence[Item], *, check_blocked: bool = True
     ) -> BatchResult:
-        """Decide and write ``items`` (already decoded) in the caller's transaction."""
+        """Decide and write ``items`` (already decoded) in the caller's transaction.
+
+        Derived rows (what projections emit for an event) are deduplicated and conflict-checked like
+        published rows, against the ledgers and the batch so far, before their source event is committed:
+        a conflict refuses the source event (so live stays what a rebuild computes), an identical row is a
+        counted no-op. Their keys are known only once the projections ran, so a batch that emits rows looks
+        up those it has not looked up yet in a second round (one query per ledger emitted to; a batch that
+        emits nothing pays nothing). If that round finds rows, the batch is decided again from the start,
+        knowing them: refusing a source event changes what later events of the batch see.
+        """
         events = [i.event for i in items if i.event is not None and i.outcome == "pending"]
         tenants = sorted({e.tenant_id for e in events})
         await conn.execute(SET_TENANT_SCOPE, ",".join(tenants))
@@ -250,43 +287,20 @@ class Pipeline:
                 rows = await conn.fetch(SELECT_BLOCKED, [t for t, _ in keyed], [k for _, k in keyed])
                 blocked = {(r["source_topic"], r["aggregate_key"]) for r in rows}
 
-        existing = await self._existing(conn, items)
-        view = RowView(await self._load(conn, events))
-        seen: dict[tuple[str, Any], bytes] = {}
-        to_insert: dict[str, list[LedgerRow]] = {}
-
-        for item in items:
-            agg = (item.record.topic, item.aggregate_key or "")
-            if item.outcome == "dead":
-                if item.status == "OPEN" and item.aggregate_key:
-                    blocked.add(agg)
-                continue
-            if agg in blocked:
-                item.dead(
-                    ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter", "HELD"
-                )
-                continue
-            assert item.event is not None and item.row is not None
-            table = self.ledger_tables[item.event.ledger]
-            if self._is_duplicate(item, table, existing, seen):
-                continue
-            try:
-                for projection in self.projections:
-                    if projection.handles(item.event):
-                        projection.apply(view, item.event)
-            except Rejection as rej:
-                view.discard_event()
-                item.dead(rej.reason_code, rej.detail)
-                if item.status == "OPEN":
-                    blocked.add(agg)
-                continue
-            view.commit_event()
-            item.outcome = "appended"
-            self._remember(item, table, seen)
-            to_insert.setdefault(item.event.ledger, []).append(item.row)
-            for derived in view.take_emitted():
-                to_insert.setdefault(derived.ledger, []).append(self._derived_row(item, derived))
-                item.emitted += 1
+        undecided = [i for i in items if i.outcome == "pending"]
+        existing, checked = await self._existing(conn, [i.row for i in undecided if i.row is not None])
+        while True:
+            view = RowView(await self._load(conn, events))
+            to_insert, unchecked = self._decide(items, view, existing, checked, set(blocked))
+            if not unchecked:
+                break
+            found, looked_up = await self._existing(conn, unchecked)
+            checked |= looked_up
+            if not found:
+                break
+            existing.update(found)
+            for item in undecided:
+                _undecided(item)
 
         ids: dict[uuid.UUID, int] = {}
         pending = [(self.ledger_tables[ledger], appended) for ledger, appended in to_insert.items()]
@@ -302,11 +316,79 @@ class Pipeline:
         await conn.execute(CHECK_DEFERRED_CONSTRAINTS)
         return self._result(items)
 
+    def _decide(
+        self,
+        items: Sequence[Item],
+        view: RowView,
+        existing: dict[Any, bytes],
+        checked: set[Any],
+        blocked: set[tuple[str, str]],
+    ) -> tuple[dict[str, list[LedgerRow]], list[LedgerRow]]:
+        """One pass over the batch in Kafka order (see the module docstring); returns the rows to append per
+        ledger, and the derived rows among them with a key that no look-up has covered (``checked``)."""
+        seen: dict[Any, bytes] = {}
+        to_insert: dict[str, list[LedgerRow]] = {}
+        unchecked: list[LedgerRow] = []
+        for item in items:
+            agg = (item.record.topic, item.aggregate_key or "")
+            if item.outcome == "dead":
+                if item.status == "OPEN" and item.aggregate_key:
+                    blocked.add(agg)
+                continue
+            if agg in blocked:
+                item.dead(
+                    ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter", "HELD"
+                )
+                continue
+            assert item.event is not None and item.row is not None
+            if self._is_duplicate(item, existing, seen):
+                continue
+            try:
+                for projection in self.projections:
+                    if projection.handles(item.event):
+                        projection.apply(view, item.event)
+            except Rejection as rej:
+                view.discard_event()
+                item.dead(rej.reason_code, rej.detail)
+                if item.status == "OPEN":
+                    blocked.add(agg)
+                continue
+            emitted = [self._derived_row(item, d) for d in view.staged_emissions()]
+            derived, conflict = [], ""
+            for row in emitted:
+                match = self._match(row, existing, seen)
+                if match is None:
+                    derived.append(row)
+                elif not match[0]:
+                    value = row.event.event_id if match[1] == "event id" else row.event.idempotency_key
+                    conflict = (
+                        f"the {row.event.ledger} row it derives has {match[1]} {value}, already used with a "
+                        "different payload; the row holding it stands"
+                    )
+                    break
+            if conflict:
+                view.discard_event()
+                item.dead(ReasonCode.IDEMPOTENCY_CONFLICT, conflict)
+                continue
+            view.commit_event()
+            view.take_emitted()  # the rows were built from them above
+            item.outcome = "appended"
+            self._remember(item.row, seen)
+            to_insert.setdefault(item.event.ledger, []).append(item.row)
+            for row in derived:
+                self._remember(row, seen)
+                to_insert.setdefault(row.event.ledger, []).append(row)
+                if any(k not in checked for k in self._keys(row)):
+                    unchecked.append(row)
+            item.emitted, item.emitted_duplicates = len(derived), len(emitted) - len(derived)
+        return to_insert, unchecked
+
     async def apply_isolated(
         self, conn: asyncpg.Connection, items: Sequence[Item], *, check_blocked: bool = True
     ) -> BatchResult:
-        """Slow path after the database refused a batch: one savepoint per event, so the offending event
-        is dead-lettered with the database's reason and the others are written."""
+        """Slow path after the database refused a batch, or after a batch failed the same way too often: one
+        savepoint per event, so the offending event is dead-lettered with its reason and the others are
+        written."""
         blocked: set[tuple[str, str]] = set()
         for item in items:
             agg = (item.record.topic, item.aggregate_key or "")
@@ -315,19 +397,34 @@ class Pipeline:
                     ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter", "HELD"
                 )
             elif item.outcome == "pending":
-                try:
-                    async with conn.transaction():
-                        await self.apply(conn, [item], check_blocked=check_blocked)
-                except asyncpg.PostgresError as exc:
-                    if not _is_data_error(exc):
-                        raise
-                    item.outcome = "pending"
-                    item.dead(_db_reason(exc), f"refused by the database ({exc.sqlstate}): {exc}")
+                await self._apply_alone(conn, item, check_blocked=check_blocked)
             if item.outcome == "dead" and item.status in ("OPEN", "HELD") and item.aggregate_key:
                 blocked.add(agg)
         result = self._result(items)
         result.isolated = True
         return result
+
+    async def _apply_alone(self, conn: asyncpg.Connection, item: Item, *, check_blocked: bool) -> None:
+        """``item`` on its own under a savepoint. What the database refuses becomes its dead letter, and so
+        does a data-caused retriable failure (``DATA_RETRIABLE``) that happens again at once: a race with
+        another writer is over by the second attempt (its look-up sees the other writer's committed row)."""
+        for attempt in (1, 2):
+            try:
+                async with conn.transaction():
+                    await self.apply(conn, [item], check_blocked=check_blocked)
+                return
+            except asyncpg.PostgresError as exc:
+                if not _is_data_error(exc):
+                    raise
+                _undecided(item)
+                item.dead(_db_reason(exc), f"refused by the database ({exc.sqlstate}): {exc}")
+                return
+            except RetriableError as exc:
+                if exc.reason_code not in DATA_RETRIABLE:
+                    raise
+                _undecided(item)
+                if attempt == 2:
+                    item.dead(exc.reason_code, f"failed the same way when written on its own: {exc.detail}")
 
     async def store_dead_letters(self, conn: asyncpg.Connection, items: Sequence[Item]) -> None:
         dead = [i for i in items if i.outcome == "dead"]
@@ -365,41 +462,55 @@ class Pipeline:
         )
 
     # -- helpers ----------------------------------------------------------------------------------------
-    async def _existing(self, conn: asyncpg.Connection, items: Sequence[Item]) -> dict[Any, bytes]:
+    async def _existing(self, conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> tuple[dict[Any, bytes], set[Any]]:
+        """The content digests of rows already in the ledgers that share an event id or a scoped key with
+        ``rows``, by key (one query per ledger), and every key looked up (found or not)."""
         by_ledger: dict[str, list[LedgerRow]] = {}
-        for i in items:
-            if i.row is not None and i.outcome == "pending":
-                by_ledger.setdefault(i.row.event.ledger, []).append(i.row)
+        looked_up: set[Any] = set()
+        for row in rows:
+            by_ledger.setdefault(row.event.ledger, []).append(row)
+            looked_up.update(self._keys(row))
         found: dict[Any, bytes] = {}
-        for ledger, rows in by_ledger.items():
-            for ex in await self.ledger_tables[ledger].existing(conn, rows):
+        for ledger, ledger_rows in by_ledger.items():
+            for ex in await self.ledger_tables[ledger].existing(conn, ledger_rows):
                 found[(ledger, "uuid", ex.event_uuid)] = ex.content_sha256
                 if ex.scope is not None:
                     found[(ledger, "scope", ex.scope)] = ex.content_sha256
-        return found
+        return found, looked_up
 
-    def _is_duplicate(self, item: Item, table: LedgerTable, existing: dict[Any, bytes], seen: dict[Any, bytes]) -> bool:
-        assert item.row is not None and item.event is not None
-        ledger = item.event.ledger
-        keys: list[tuple[str, str, Any]] = [(ledger, "uuid", item.event.event_id)]
-        scope = table.scope(item.row)
+    def _keys(self, row: LedgerRow) -> list[tuple[str, str, Any]]:
+        """What makes a row a duplicate of another: its event id and, if it has one, its scoped key."""
+        ledger = row.event.ledger
+        keys: list[tuple[str, str, Any]] = [(ledger, "uuid", row.event.event_id)]
+        scope = self.ledger_tables[ledger].scope(row)
         if scope is not None:
             keys.append((ledger, "scope", scope))
-        for key in keys:
+        return keys
+
+    def _match(self, row: LedgerRow, existing: dict[Any, bytes], seen: dict[Any, bytes]) -> tuple[bool, str] | None:
+        """None if no row holds ``row``'s keys (in the ledgers or earlier in the batch); else, for the first
+        key held, whether that row is identical and which key it is ("event id" or "idempotency key")."""
+        for key in self._keys(row):
             digest = existing.get(key, seen.get(key))
-            if digest is None:
-                continue
-            if digest == item.row.content_sha256:
-                item.outcome = "duplicate"
-                item.reason = table.spec.duplicate
-                return True
+            if digest is not None:
+                return digest == row.content_sha256, "event id" if key[1] == "uuid" else "idempotency key"
+        return None
+
+    def _is_duplicate(self, item: Item, existing: dict[Any, bytes], seen: dict[Any, bytes]) -> bool:
+        assert item.row is not None and item.event is not None
+        match = self._match(item.row, existing, seen)
+        if match is None:
+            return False
+        identical, which = match
+        if identical:
+            item.outcome = "duplicate"
+            item.reason = self.ledger_tables[item.event.ledger].spec.duplicate
+        else:
             item.dead(
                 ReasonCode.IDEMPOTENCY_CONFLICT,
-                f"{'event id' if key[1] == 'uuid' else 'idempotency key'} already used with a different payload; "
-                "the original row stands",
+                f"{which} already used with a different payload; the original row stands",
             )
-            return True
-        return False
+        return True
 
     def _derived_row(self, item: Item, derived: LedgerEvent) -> LedgerRow:
         """The ledger row of an event a projection emitted for ``item``, with the source record's provenance.
@@ -417,12 +528,10 @@ class Pipeline:
             raise ValueError(f"{derived.ledger}/{derived.event_type} is emitted and also consumed by a projection")
         return table.row(derived, item.row.provenance)
 
-    def _remember(self, item: Item, table: LedgerTable, seen: dict[Any, bytes]) -> None:
-        assert item.row is not None and item.event is not None
-        seen[(item.event.ledger, "uuid", item.event.event_id)] = item.row.content_sha256
-        scope = table.scope(item.row)
-        if scope is not None:
-            seen[(item.event.ledger, "scope", scope)] = item.row.content_sha256
+    def _remember(self, row: LedgerRow, seen: dict[Any, bytes]) -> None:
+        """``row`` is appended by this batch: later events of the batch dedupe against it."""
+        for key in self._keys(row):
+            seen[key] = row.content_sha256
 
     async def _load(
         self, conn: asyncpg.Connection, events: Sequence[LedgerEvent], *, shadow: bool = False
@@ -450,6 +559,7 @@ class Pipeline:
             if i.outcome == "appended":
                 result.appended += 1
                 result.emitted += i.emitted
+                result.emitted_duplicates += i.emitted_duplicates
             elif i.outcome == "duplicate":
                 result.deduplicated += 1
             elif i.outcome == "dead":

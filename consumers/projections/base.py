@@ -87,6 +87,11 @@ class RowView:
         self._staged = {}
         self._staged_emitted = []
 
+    def staged_emissions(self) -> list[LedgerEvent]:
+        """The events emitted by the event being applied, before ``commit_event``: the caller checks them
+        against the ledgers first, and discards the event if one of them cannot be appended."""
+        return list(self._staged_emitted)
+
     def take_emitted(self) -> list[LedgerEvent]:
         """The events emitted by the events committed since the last call."""
         emitted, self._emitted = self._emitted, []
