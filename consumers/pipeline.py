@@ -536,21 +536,31 @@ class Pipeline:
     async def _load(
         self, conn: asyncpg.Connection, events: Sequence[LedgerEvent], *, shadow: bool = False
     ) -> dict[TableSpec, dict[tuple[Any, ...], Row]]:
+        """The rows the batch's events read, live rows locked until the transaction ends (``consumers.tables``):
+        tables in name order, keys in key order, so two writers never wait for each other in a cycle. Index
+        views are read unlocked: they name immutable facts (a work order's thread), and what a batch inserts
+        into their table is guarded by its unique constraint."""
         wanted: dict[TableSpec, set[tuple[Any, ...]]] = {}
         for event in events:
             for projection in self.projections:
                 if projection.handles(event):
                     for table, key in projection.reads(event):
                         wanted.setdefault(table, set()).add(key)
-        return {table: await table.load(conn, keys, shadow=shadow) for table, keys in wanted.items()}
+        return {
+            table: await table.load(conn, wanted[table], shadow=shadow, lock=table not in self.index_tables)
+            for table in sorted(wanted, key=lambda t: (t.name, t.key))
+        }
 
     async def _save(
         self, conn: asyncpg.Connection, view: RowView, ids: dict[uuid.UUID, int], *, shadow: bool = False
     ) -> None:
+        """Save what the batch changed. Live rows are saved on the condition of what was loaded: a row another
+        writer created since is not overwritten, and the batch is retried (``RetriableError``)."""
         changes = {t: rows for t, rows in view.changes().items() if t not in self.index_tables}
         resolve_event_refs(changes.keys(), changes, ids, self.ref_columns)
-        for table, rows in changes.items():
-            await table.save(conn, rows, shadow=shadow)
+        for table in sorted(changes, key=lambda t: t.name):
+            loaded = None if shadow else view.loaded_keys.get(table, frozenset())
+            await table.save(conn, changes[table], shadow=shadow, loaded=loaded)
 
     @staticmethod
     def _result(items: Sequence[Item]) -> BatchResult:

@@ -50,6 +50,9 @@ class RowView:
 
     def __init__(self, loaded: dict[TableSpec, dict[tuple[Any, ...], Row]]) -> None:
         self._rows = loaded
+        #: keys that had a row when loaded: a save may update only these, and insert the others only if still
+        #: absent (``TableSpec.save``), so a row another writer created meanwhile is never overwritten.
+        self.loaded_keys = {table: frozenset(rows) for table, rows in loaded.items()}
         self._changed: dict[TableSpec, dict[tuple[Any, ...], Row | None]] = {}
         self._staged: dict[TableSpec, dict[tuple[Any, ...], Row | None]] = {}
         self._emitted: list[LedgerEvent] = []
