@@ -93,6 +93,7 @@ async def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.kafka import UnreadableRecords
     from consumers.writer import LedgerWriter
 
     stop = asyncio.Event()
@@ -100,12 +101,18 @@ async def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     writer = LedgerWriter(settings)
-    stats = await writer.run(
-        until_caught_up=args.until_caught_up,
-        stop=stop,
-        progress=_progress("writer"),
-        idle_timeout=args.idle_timeout,
-    )
+    try:
+        stats = await writer.run(
+            until_caught_up=args.until_caught_up,
+            stop=stop,
+            progress=_progress("writer"),
+            idle_timeout=args.idle_timeout,
+        )
+    except UnreadableRecords as exc:
+        # A fault of the log, not of one record's content: one line an operator can act on, no traceback.
+        # PostgreSQL keeps the offset to resume from.
+        print(f"\nconsume: stopped: {exc}", file=sys.stderr)
+        return 3
     print(file=sys.stderr)
     r = stats.result
     print(
@@ -233,6 +240,7 @@ def _print_comparisons(comparisons: list[Any]) -> bool:
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.replay import Replayer
+    from contracts.reasons import SeleneError
 
     replayer = Replayer(
         settings,
@@ -241,14 +249,23 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         from_offsets=args.from_offsets,
         from_time=args.from_time,
         as_of=args.as_of,
+        decode_timeout_s=args.decode_timeout,
     )
-    result = await replayer.run(verify=args.verify, apply=args.apply, progress=_replay_progress)
+    if args.apply and (why := replayer.refuse_apply()):
+        print(f"refused: {why}", file=sys.stderr)
+        return 2
+    try:
+        result = await replayer.run(verify=args.verify, apply=args.apply, progress=_replay_progress)
+    except SeleneError as exc:  # another shadow run holds the lock, a decode worker hung or died
+        print(file=sys.stderr)
+        print(f"replay stopped: {exc.detail}", file=sys.stderr)
+        return 1
     print(file=sys.stderr)
     s = result.stats
     print(
         f"replay: read {s.read} records in {result.seconds:.1f}s ({s.read / max(result.seconds, 1e-9):,.0f}/s): "
-        f"applied {s.applied}, duplicates {s.duplicates}, dead letters skipped {s.dead_letters_skipped}, "
-        f"unaccounted {len(s.unaccounted)}"
+        f"applied {s.applied} ({s.redriven_moved} re-driven, where live applied them), duplicates {s.duplicates}, "
+        f"dead letters skipped {s.dead_letters_skipped}, unaccounted {s.unaccounted_count}"
     )
     print("  per ledger: " + (", ".join(f"{k} {v}" for k, v in sorted(s.per_ledger.items())) or "-"))
     print("  up to offsets: " + ", ".join(f"{t}[{p}]={o}" for (t, p), o in sorted(result.target.items())))
@@ -256,9 +273,11 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  UNACCOUNTED (neither in a ledger nor a dead letter): {u}")
     for m in s.mismatched_content[:10]:
         print(f"  CONTENT MISMATCH between topic and ledger: {m}")
+    if s.unaccounted_count > 10 or s.mismatched_count > 10:
+        print(f"  ... in all: {s.unaccounted_count} unaccounted, {s.mismatched_count} content mismatches")
     ok = True
     if args.verify or args.apply:
-        ok = _print_comparisons(result.comparisons) and not s.unaccounted and not s.mismatched_content
+        ok = _print_comparisons(result.comparisons) and not s.unaccounted_count and not s.mismatched_count
         if args.verify:
             print("replay equals live: exact match" if ok else "replay differs from live")
     if result.applied:
@@ -268,6 +287,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.rebuild import Rebuilder
+    from contracts.reasons import SeleneError
 
     def progress(events: int, seconds: float) -> None:
         print(
@@ -277,7 +297,14 @@ async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             flush=True,
         )
 
-    result = await Rebuilder(settings, tenant=args.tenant).run(verify=args.verify, apply=args.apply, progress=progress)
+    try:
+        result = await Rebuilder(settings, tenant=args.tenant).run(
+            verify=args.verify, apply=args.apply, progress=progress
+        )
+    except SeleneError as exc:  # another shadow run holds the lock, or an appender never ended
+        print(file=sys.stderr)
+        print(f"rebuild stopped: {exc.detail}", file=sys.stderr)
+        return 1
     print(file=sys.stderr)
     print(
         f"rebuild: {result.events} ledger events in {result.seconds:.1f}s, refused now {result.refused}; "
@@ -363,7 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--as-of", help="upper bound: offsets (as --from-offsets) or a timestamp")
     replay.add_argument("--tenant")
     replay.add_argument("--verify", action="store_true")
-    replay.add_argument("--apply", action="store_true")
+    replay.add_argument(
+        "--apply",
+        action="store_true",
+        help="swap the replayed state into live (whole topics of every ledger only; refused with a scope)",
+    )
+    replay.add_argument(
+        "--decode-timeout", type=float, metavar="SECONDS", help="a decode worker silent this long counts as hung (60)"
+    )
     rebuild = sub.add_parser("rebuild", help="rebuild projections from the PostgreSQL ledgers; verify or apply")
     rebuild.add_argument("--tenant")
     rebuild.add_argument("--verify", action="store_true")
