@@ -11,6 +11,22 @@ came from; a later record of the same event or scoped key is a duplicate and is 
 neither in the ledger nor in the dead letters is *unaccounted*: an acknowledged event the writer lost. Verify
 reports it and fails, as it fails on any difference between shadow and live.
 
+Re-driven records are applied where live applied them, not at their offset. A re-drive appends a record
+long after the writer passed its offset (e.g. ``REFERENCE_UNKNOWN``: a device registered before its user,
+re-driven once the identity arrived); applied at its offset, replay would refuse it again. Where live applied
+it is known in topic terms from the hash chain: a ledger has one chain per source partition, appended under
+the chain head's lock by the writer and by re-drives alike, so ``chain_seq`` is the order in which live
+applied that partition's rows. A re-driven row is applied right after the record at *applied_after*, the
+highest source offset among the rows before it in its chain (the writer appends in offset order, so this is
+the writer's last row before the re-drive, or a re-driven row between them). Projections depend only on
+rows of their own partition (an aggregate's key is its partition; audit rows about a user share the user's
+partition), so this reproduces live's order wherever order matters. The record is still read and checked at
+its own offset; only its effect waits, in memory, until replay passes *applied_after*.
+
+Bounded memory on any topic: dead letters (to skip, or re-driven to move) are looked up per fetch for the
+offset ranges it covers, not loaded whole; unaccounted and mismatched records are counted, with the first
+``examples`` of each kept for the report.
+
 Exact while the writer runs: replay first catches up to the live offsets read at start, then pauses the
 writers (locking their offset rows, which every batch transaction locks first), reads the live offsets
 again, replays the small remainder, and compares or swaps while they wait.
@@ -39,35 +55,77 @@ from consumers.ledger import LedgerRow, LedgerTable
 from consumers.offsets import stored_offsets
 from consumers.pipeline import Pipeline, Record
 from consumers.rebuild import pause_writers, swap_in
-from consumers.shadow import ShadowBuilder, TableComparison, compare, projection_tables
+from consumers.shadow import ShadowBuilder, TableComparison, compare, projection_tables, shadow_run
 from contracts.envelope import LEDGERS, LedgerEvent
 from contracts.reasons import SeleneError
 from contracts.settings import Settings
 
-SKIPPED_DEAD_LETTERS = """
-SELECT source_topic, source_partition, source_offset FROM selene_ops.dead_letters
-WHERE source_topic = ANY($1::text[]) AND status <> 'REDRIVEN'
+# The dead letters among a fetch's records of one topic ($2-$4: partition, first and last offset fetched):
+# their status and, for a re-driven one, its chain position and the offset it was applied after (the highest
+# source offset before it in its chain: from the writer's last row before it, through the re-driven rows
+# between, whose chain positions are consecutive; see the module docstring).
+DEAD_LETTERS_IN_FETCH = """
+SELECT d.source_partition, d.source_offset, d.status, l.chain_seq, (
+  SELECT max(x.source_offset) FROM {table} x
+  WHERE x.source_topic = d.source_topic AND x.source_partition = d.source_partition AND x.chain_seq < l.chain_seq
+    AND x.chain_seq >= coalesce((
+      SELECT w.chain_seq FROM {table} w
+      WHERE w.source_topic = d.source_topic AND w.source_partition = d.source_partition
+        AND w.chain_seq < l.chain_seq
+        AND NOT EXISTS (
+          SELECT 1 FROM selene_ops.dead_letters r
+          WHERE r.status = 'REDRIVEN' AND r.source_topic = w.source_topic
+            AND r.source_partition = w.source_partition AND r.source_offset = w.source_offset)
+      ORDER BY w.chain_seq DESC LIMIT 1), 0)
+) AS applied_after
+FROM selene_ops.dead_letters d
+JOIN unnest($2::int[], $3::bigint[], $4::bigint[]) AS f(part, lo, hi)
+  ON d.source_partition = f.part AND d.source_offset BETWEEN f.lo AND f.hi
+LEFT JOIN {table} l ON d.status = 'REDRIVEN' AND l.tenant_id = d.tenant_id AND l.event_uuid = d.event_uuid
+  AND l.source_topic = d.source_topic AND l.source_partition = d.source_partition
+  AND l.source_offset = d.source_offset
+WHERE d.source_topic = $1
 """
 #: Fetches read and being decoded ahead of the one being applied: enough to keep the decode workers busy
 #: while this process applies, few enough to bound memory (a fetch is up to ``Replayer.batch`` records).
 READ_AHEAD = 2
+#: Unaccounted and mismatched records kept as examples for the report (all are counted).
+EXAMPLES = 100
 Progress = Callable[["ReplayStats"], None]
 Offsets = dict[tuple[str, int], int]
 
 
+class ReplayScopeRefused(SeleneError):
+    """``--apply`` with a scope that did not rebuild the whole of what it would replace."""
+
+
 @dataclass
 class ReplayStats:
-    """Counters of one replay run."""
+    """Counters of one replay run; ``unaccounted`` and ``mismatched_content`` keep the first ``examples``."""
 
     read: int = 0
     applied: int = 0
     duplicates: int = 0
     dead_letters_skipped: int = 0
+    redriven_moved: int = 0  # re-driven records applied where live applied them, after their offset
     unaccounted: list[str] = field(default_factory=list)
+    unaccounted_count: int = 0
     mismatched_content: list[str] = field(default_factory=list)
+    mismatched_count: int = 0
     per_ledger: dict[str, int] = field(default_factory=dict)
     total: int = 0
     started: float = field(default_factory=time.monotonic)
+    examples: int = EXAMPLES
+
+    def note_unaccounted(self, text: str) -> None:
+        self.unaccounted_count += 1
+        if len(self.unaccounted) < self.examples:
+            self.unaccounted.append(text)
+
+    def note_mismatch(self, text: str) -> None:
+        self.mismatched_count += 1
+        if len(self.mismatched_content) < self.examples:
+            self.mismatched_content.append(text)
 
     @property
     def rate(self) -> float:
@@ -91,9 +149,8 @@ class ReplayResult:
 
     @property
     def equal(self) -> bool:
-        return (
-            all(c.equal for c in self.comparisons) and not self.stats.unaccounted and not self.stats.mismatched_content
-        )
+        s = self.stats
+        return all(c.equal for c in self.comparisons) and not s.unaccounted_count and not s.mismatched_count
 
 
 def parse_offsets(spec: str, topics: Sequence[str]) -> Offsets:
@@ -128,8 +185,12 @@ class Replayer:
         as_of: str | None = None,
         batch: int = 5000,
         decode_workers: int | None = None,
+        decode_timeout_s: float | None = None,
+        examples: int = EXAMPLES,
     ) -> None:
-        """``decode_workers``: processes that decode (default: ``settings.replay_decode_workers``)."""
+        """``decode_workers``: processes that decode (default: ``settings.replay_decode_workers``);
+        ``decode_timeout_s``: how long they may give no answer before they count as hung; ``examples``:
+        unaccounted and mismatched records kept for the report (all are counted)."""
         self.settings = settings
         self.pipeline = Pipeline(settings)
         self.builder = ShadowBuilder(self.pipeline, tenant)
@@ -138,16 +199,42 @@ class Replayer:
         unknown = [n for n in names if n not in self.pipeline.ledger_tables]
         if unknown:
             raise ValueError(f"unknown ledgers: {unknown}")
+        self.ledgers = names
         self.tables: dict[str, LedgerTable] = {
             LEDGERS[n].topic(settings.topic_prefix): self.pipeline.ledger_tables[n] for n in names
         }
         self.from_offsets, self.from_time, self.as_of = from_offsets, from_time, as_of
         self.batch = batch
-        self.stats = ReplayStats()
+        self.stats = ReplayStats(examples=max(1, examples))
         self._consumer: AIOKafkaConsumer | None = None
-        self._skip: set[tuple[str, int, int]] = set()
+        # Re-driven events waiting for replay to pass the offset live applied them after, per partition, as
+        # (applied after, chain position, event, ledger id), sorted.
+        self._moved: dict[tuple[str, int], list[tuple[int, int, LedgerEvent, int]]] = {}
         workers = settings.replay_decode_workers if decode_workers is None else decode_workers
-        self.decoding = DecodePool(self.pipeline, worker_count(workers))
+        self.decoding = DecodePool(self.pipeline, worker_count(workers), timeout_s=decode_timeout_s)
+
+    def refuse_apply(self) -> str | None:
+        """Why ``--apply`` is refused for this scope, or None. Apply replaces every projection table (of all
+        tenants, or one) by the shadow: only a replay of every ledger the projections read, from the beginning
+        of the topics to the live offsets, rebuilt all of it."""
+        consumed = sorted({n for p in self.pipeline.projections if not p.live_only for n in p.ledgers})
+        missing = [n for n in consumed if n not in self.ledgers]
+        if missing:
+            return (
+                f"replay --apply needs every ledger the projections read; without {', '.join(missing)} the "
+                "swap would replace their projections with empty or partial state"
+            )
+        if self.from_offsets or self.from_time:
+            return (
+                "replay --apply replays from the beginning only: --from-offsets/--from-time would swap in the "
+                "effect of a suffix of the topics"
+            )
+        if self.as_of:
+            return (
+                "replay --apply cannot use --as-of: it would rewind live to a past point while the writer keeps "
+                "its current offsets and builds on the rewound state"
+            )
+        return None
 
     # -- bounds ----------------------------------------------------------------------------------------
     async def _offsets_at(self, tps: list[TopicPartition], ms: int, ends: Offsets) -> Offsets:
@@ -176,10 +263,6 @@ class Replayer:
         return start, {k: min(v, ends[k]) for k, v in target.items()}
 
     # -- the read loop ----------------------------------------------------------------------------------
-    async def _load_skips(self, operator: asyncpg.Connection) -> None:
-        rows = await operator.fetch(SKIPPED_DEAD_LETTERS, list(self.tables))
-        self._skip = {(r["source_topic"], r["source_partition"], r["source_offset"]) for r in rows}
-
     async def _read_to(
         self,
         operator: asyncpg.Connection,
@@ -214,6 +297,12 @@ class Replayer:
                     batch.cancel()
                     left.append(batch)
             await asyncio.gather(*left, return_exceptions=True)
+        # Re-driven events due after an offset read but held by no record (none expected: a chain position
+        # is always a ledger row's offset, which is read and released in ``_apply``).
+        passed = [e for tp in list(self._moved) for e in self._release(tp, position[tp] - 1)]
+        if passed:
+            async with writer.transaction():
+                await self.builder.apply(writer, passed)
         if progress:
             progress(self.stats)
 
@@ -238,7 +327,7 @@ class Replayer:
         await out.put(None)
 
     async def _fetch(self, pending: set[tuple[str, int]], position: Offsets, target: Offsets) -> list[Record]:
-        """One fetch of the pending partitions, cut at ``target``, minus the dead-lettered records."""
+        """One fetch of the pending partitions, cut at ``target``."""
         assert self._consumer is not None
         data = await self._consumer.getmany(
             *[TopicPartition(*tp) for tp in pending], timeout_ms=500, max_records=self.batch
@@ -260,54 +349,106 @@ class Replayer:
             if position[key] >= target[key]:
                 pending.discard(key)
         self.stats.read += len(records)
-        fresh = []
-        for r in records:
-            if (r.topic, r.partition, r.offset) in self._skip:
-                self.stats.dead_letters_skipped += 1
-            else:
-                fresh.append(r)
-        return fresh
+        return records
+
+    async def _dead_letters(
+        self, operator: asyncpg.Connection, topic: str, table: LedgerTable, items: list[Decoded]
+    ) -> tuple[set[tuple[int, int]], dict[tuple[int, int], tuple[int, int]]]:
+        """For one topic's records of a fetch: the (partition, offset) of those to skip (dead letters not
+        re-driven), and of the re-driven ones live applied after a later offset: (applied after, chain seq)."""
+        ranges: dict[int, tuple[int, int]] = {}
+        for i in items:
+            lo, hi = ranges.get(i.record.partition, (i.record.offset, i.record.offset))
+            ranges[i.record.partition] = (min(lo, i.record.offset), max(hi, i.record.offset))
+        parts = sorted(ranges)
+        rows = await operator.fetch(
+            DEAD_LETTERS_IN_FETCH.format(table=table.spec.table),
+            topic,
+            parts,
+            [ranges[p][0] for p in parts],
+            [ranges[p][1] for p in parts],
+        )
+        skip: set[tuple[int, int]] = set()
+        moved: dict[tuple[int, int], tuple[int, int]] = {}
+        for r in rows:
+            at = (r["source_partition"], r["source_offset"])
+            if r["status"] != "REDRIVEN":
+                skip.add(at)
+            elif r["applied_after"] is not None and r["applied_after"] > r["source_offset"]:
+                moved[at] = (r["applied_after"], r["chain_seq"])
+        return skip, moved
+
+    def _release(self, tp: tuple[str, int], offset: int) -> list[tuple[LedgerEvent, int]]:
+        """The re-driven events of ``tp`` due once the record at ``offset`` has been applied, in live order."""
+        waiting = self._moved.get(tp)
+        out: list[tuple[LedgerEvent, int]] = []
+        while waiting and waiting[0][0] <= offset:
+            _, _, event, ledger_id = waiting.pop(0)
+            out.append((event, ledger_id))
+        return out
 
     async def _apply(self, operator: asyncpg.Connection, writer: asyncpg.Connection, items: list[Decoded]) -> None:
         by_topic: dict[str, list[Decoded]] = {}
         for item in items:
-            if item.ledger is None:
-                # The writer would have dead-lettered it; it is not in the skip list, so it is unaccounted.
-                self.stats.unaccounted.append(
-                    f"{item.record.topic}[{item.record.partition}]@{item.record.offset}: {item.reason}"
-                )
-                continue
             by_topic.setdefault(item.record.topic, []).append(item)
         to_apply: list[tuple[LedgerEvent, int]] = []
         for topic, topic_items in by_topic.items():
             table = self.tables[topic]
-            tenants = [i.tenant_id for i in topic_items]
-            uuids = [i.event_id for i in topic_items]
-            known = await operator.fetch(table.queries["provenance"], tenants, uuids)
-            by_uuid = {k["event_uuid"]: k for k in known}
-            missing: list[Decoded] = []
+            skip, moved = await self._dead_letters(operator, topic, table, topic_items)
+            valid = []
             for item in topic_items:
                 rec = item.record
+                if (rec.partition, rec.offset) in skip:
+                    self.stats.dead_letters_skipped += 1
+                elif item.ledger is None:
+                    # The writer would have dead-lettered it; it is not a dead letter, so it is unaccounted.
+                    self.stats.note_unaccounted(f"{rec.topic}[{rec.partition}]@{rec.offset}: {item.reason}")
+                else:
+                    valid.append(item)
+            by_uuid: dict[Any, asyncpg.Record] = {}
+            if valid:
+                known = await operator.fetch(
+                    table.queries["provenance"], [i.tenant_id for i in valid], [i.event_id for i in valid]
+                )
+                by_uuid = {k["event_uuid"]: k for k in known}
+            missing: list[Decoded] = []
+            here: dict[int, tuple[LedgerEvent, int] | None] = {}  # id(item) -> what to apply at its offset
+            for item in valid:
+                rec = item.record
                 hit = by_uuid.get(item.event_id)
-                if hit is not None and (hit["source_topic"], hit["source_partition"], hit["source_offset"]) == (
+                if hit is None:
+                    missing.append(item)
+                    continue
+                if (hit["source_topic"], hit["source_partition"], hit["source_offset"]) != (
                     rec.topic,
                     rec.partition,
                     rec.offset,
                 ):
-                    if bytes(hit["content_sha256"]) != item.content_sha256:
-                        self.stats.mismatched_content.append(f"{rec.topic}[{rec.partition}]@{rec.offset}")
-                    if item.projected and (self.tenant is None or item.tenant_id == self.tenant):
-                        to_apply.append((self._event(item), hit[table.spec.id_column]))
-                    self.stats.applied += 1
-                    assert item.ledger is not None
-                    self.stats.per_ledger[item.ledger] = self.stats.per_ledger.get(item.ledger, 0) + 1
-                    continue
-                if hit is not None:
                     self.stats.duplicates += 1
                     continue
-                missing.append(item)
+                if bytes(hit["content_sha256"]) != item.content_sha256:
+                    self.stats.note_mismatch(f"{rec.topic}[{rec.partition}]@{rec.offset}")
+                self.stats.applied += 1
+                assert item.ledger is not None
+                self.stats.per_ledger[item.ledger] = self.stats.per_ledger.get(item.ledger, 0) + 1
+                if not (item.projected and (self.tenant is None or item.tenant_id == self.tenant)):
+                    continue
+                entry = (self._event(item), hit[table.spec.id_column])
+                later = moved.get((rec.partition, rec.offset))
+                if later is None:
+                    here[id(item)] = entry
+                else:
+                    self.stats.redriven_moved += 1
+                    waiting = self._moved.setdefault((rec.topic, rec.partition), [])
+                    waiting.append((later[0], later[1], *entry))
+                    waiting.sort(key=lambda w: (w[0], w[1]))
             if missing:
                 await self._account_missing(operator, table, missing)
+            # In Kafka order, each re-driven event right after the record live applied it after.
+            for item in topic_items:
+                if (now := here.get(id(item))) is not None:
+                    to_apply.append(now)
+                to_apply += self._release((item.record.topic, item.record.partition), item.record.offset)
         if to_apply:
             async with writer.transaction():
                 await self.builder.apply(writer, to_apply)
@@ -324,7 +465,7 @@ class Replayer:
                 self.stats.duplicates += 1
             else:
                 r = item.record
-                self.stats.unaccounted.append(f"{r.topic}[{r.partition}]@{r.offset}: not in {table.spec.table}")
+                self.stats.note_unaccounted(f"{r.topic}[{r.partition}]@{r.offset}: not in {table.spec.table}")
 
     def _event(self, item: Decoded) -> LedgerEvent:
         """The event of a valid record: decoded here when a worker decoded the record (same decoder, same
@@ -344,7 +485,17 @@ class Replayer:
 
     # -- the run ---------------------------------------------------------------------------------------
     async def run(self, *, verify: bool = False, apply: bool = False, progress: Progress | None = None) -> ReplayResult:
+        """Replay into the shadows; ``verify`` compares with live, ``apply`` swaps in (refused for a partial
+        scope: ``ReplayScopeRefused``). One shadow run at a time (``ShadowRunBusy``)."""
+        if apply and (why := self.refuse_apply()):
+            raise ReplayScopeRefused(why)
         started = time.monotonic()
+        async with shadow_run(self.settings.database_operator_url, "replay"):
+            result = await self._run(verify=verify, apply=apply, progress=progress)
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def _run(self, *, verify: bool, apply: bool, progress: Progress | None) -> ReplayResult:
         self._consumer = AIOKafkaConsumer(
             **reader_options(
                 self.settings,
@@ -381,7 +532,6 @@ class Replayer:
             self.stats.total = sum(max(0, target[k] - start[k]) for k in target)
             async with writer.transaction():
                 await self.builder.reset(writer)
-            await self._load_skips(operator)
             await self._read_to(operator, writer, position, target, progress)
             result = ReplayResult(self.stats, start, target)
             if verify or apply:
@@ -391,7 +541,6 @@ class Replayer:
                         live = await stored_offsets(pauser, self.settings.consumer_group)
                         final = {k: live.get(k, 0) for k in target}
                         self.stats.total += sum(max(0, final[k] - position[k]) for k in final)
-                        await self._load_skips(operator)
                         await self._read_to(operator, writer, position, final, progress)
                         result.target = final
                     async with operator.transaction(isolation="repeatable_read", readonly=True):
@@ -406,5 +555,4 @@ class Replayer:
             await self._consumer.stop()
             for c in connections:
                 await c.close()
-        result.seconds = time.monotonic() - started
         return result

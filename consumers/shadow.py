@@ -4,21 +4,30 @@ Replay (from Kafka) and rebuild (from the PostgreSQL ledgers) both feed events t
 drives the very projections the writer uses (``Pipeline.projections``, same load/apply/save) against the
 ``selene_shadow`` twins. ``compare`` then checks shadow against live table by table: row count, an
 order-independent digest, and the first differing keys.
+
+Only one shadow run at a time (``shadow_run``): both fill the same shadow tables, so a rebuild truncating them
+while a replay swaps them in would apply a half-built state. The lock is a session advisory lock held by a
+connection of its own for the whole run; a second run is refused with who holds it.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
+from consumers.db import connect
 from consumers.pipeline import SET_TENANT_SCOPE, Pipeline
 from consumers.projections.base import Rejection, RowView
 from consumers.tables import TableSpec
 from contracts.envelope import LedgerEvent
+from contracts.reasons import SeleneError
 
 DIGEST = """
 SELECT count(*) AS n, coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text AS digest
@@ -31,6 +40,42 @@ WHERE l::text IS DISTINCT FROM s::text ORDER BY {keys} LIMIT 5
 """
 CLEAR_SHADOW = "DELETE FROM {shadow} WHERE ($1::text IS NULL OR tenant_id = $1)"
 TRUNCATE_SHADOW = "TRUNCATE {shadow}"
+# The two-key form (objsubid 2 in pg_locks) cannot collide with the one-key locks of migrate and provision.
+SHADOW_LOCK = (0x5E1E, 0x5AD0)
+TRY_SHADOW_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
+SET_APPLICATION_NAME = "SELECT set_config('application_name', $1, false)"
+SHADOW_LOCK_HOLDER = """
+SELECT a.pid, a.application_name, a.client_addr::text AS client_addr, a.usename, a.backend_start
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 2
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+class ShadowRunBusy(SeleneError):
+    """Another replay or rebuild is running on this database: the shadow tables are its."""
+
+
+@asynccontextmanager
+async def shadow_run(url: str, what: str) -> AsyncIterator[None]:
+    """Hold the one shadow-run lock for the block (see the module docstring), or raise ``ShadowRunBusy``
+    naming the holder. ``what`` names this run for the next one (``application_name``, with pid and host)."""
+    conn = await connect(url)
+    try:
+        name = f"selene-ledger {what} pid {os.getpid()} on {socket.gethostname()}"[:63]
+        await conn.execute(SET_APPLICATION_NAME, name)
+        if not await conn.fetchval(TRY_SHADOW_LOCK, *SHADOW_LOCK):
+            holder = await conn.fetchrow(SHADOW_LOCK_HOLDER, *SHADOW_LOCK)
+            who = (
+                f"{holder['application_name'] or 'a session'} (backend pid {holder['pid']}, user {holder['usename']}, "
+                f"from {holder['client_addr'] or 'a local socket'}, since {holder['backend_start']:%H:%M:%S %Z})"
+                if holder is not None
+                else "a session that has just ended (try again)"
+            )
+            raise ShadowRunBusy(f"another shadow run holds the lock: {who}; {what} refused")
+        yield
+    finally:
+        await conn.close()  # also releases the session lock
 
 
 @dataclass
