@@ -60,7 +60,9 @@ from contracts.envelope import LEDGERS, LedgerEvent
 from contracts.reasons import SeleneError
 from contracts.settings import Settings
 
-# The dead letters among a fetch's records of one topic ($2-$4: partition, first and last offset fetched):
+# The dead letters among a fetch's records of one topic ($2-$4: partition, first and last offset fetched; a
+# range scan of the unique source index per partition, whatever the number of dead letters; OFFSET 0 keeps
+# the planner from flattening it into a scan of the topic's every dead letter, which it does on small tables):
 # their status and, for a re-driven one, its chain position and the offset it was applied after (the highest
 # source offset before it in its chain: from the writer's last row before it, through the re-driven rows
 # between, whose chain positions are consecutive; see the module docstring).
@@ -78,13 +80,15 @@ SELECT d.source_partition, d.source_offset, d.status, l.chain_seq, (
             AND r.source_partition = w.source_partition AND r.source_offset = w.source_offset)
       ORDER BY w.chain_seq DESC LIMIT 1), 0)
 ) AS applied_after
-FROM selene_ops.dead_letters d
-JOIN unnest($2::int[], $3::bigint[], $4::bigint[]) AS f(part, lo, hi)
-  ON d.source_partition = f.part AND d.source_offset BETWEEN f.lo AND f.hi
+FROM unnest($2::int[], $3::bigint[], $4::bigint[]) AS f(part, lo, hi)
+CROSS JOIN LATERAL (
+  SELECT * FROM selene_ops.dead_letters d0
+  WHERE d0.source_topic = $1 AND d0.source_partition = f.part AND d0.source_offset BETWEEN f.lo AND f.hi
+  OFFSET 0
+) d
 LEFT JOIN {table} l ON d.status = 'REDRIVEN' AND l.tenant_id = d.tenant_id AND l.event_uuid = d.event_uuid
   AND l.source_topic = d.source_topic AND l.source_partition = d.source_partition
   AND l.source_offset = d.source_offset
-WHERE d.source_topic = $1
 """
 #: Fetches read and being decoded ahead of the one being applied: enough to keep the decode workers busy
 #: while this process applies, few enough to bound memory (a fetch is up to ``Replayer.batch`` records).
