@@ -21,7 +21,9 @@ highest source offset among the rows before it in its chain (the writer appends 
 the writer's last row before the re-drive, or a re-driven row between them). Projections depend only on
 rows of their own partition (an aggregate's key is its partition; audit rows about a user share the user's
 partition), so this reproduces live's order wherever order matters. The record is still read and checked at
-its own offset; only its effect waits, in memory, until replay passes *applied_after*.
+its own offset; only its effect waits, in memory, until replay passes *applied_after*. An ``--as-of`` bound
+at or before *applied_after* leaves it out, as live had not applied it then (the writer had not committed
+that offset when the re-drive ran); a replay starting after its own offset does not read it.
 
 Bounded memory on any topic: dead letters (to skip, or re-driven to move) are looked up per fetch for the
 offset ranges it covers, not loaded whole; unaccounted and mismatched records are counted, with the first
