@@ -1,7 +1,11 @@
-"""What an operator asks first: how far behind is the writer, how much is in each ledger, what was refused."""
+"""What an operator asks first: how far behind is the writer, how much is in each ledger, what was refused,
+and whether a writer keeps retrying a batch (counted here by the writer, read back by ``status``)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,9 +14,69 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.deadletters import counts_by_reason
 from consumers.kafka import reader_options
-from consumers.offsets import stored_offsets
+from consumers.offsets import Claim, stored_offsets
+from contracts.reasons import SeleneError
 from contracts.registry import LEDGERS
 from contracts.settings import Settings
+
+log = logging.getLogger("selene.status")
+
+# Only rows this writer still owns (the epoch it claimed): a zombie's failures are not the partition's.
+RECORD_RETRIES = """
+UPDATE selene_ops.consumer_offsets o
+SET batch_retries = o.batch_retries + $5, batch_isolations = o.batch_isolations + $6,
+    last_retry_at = now(), last_retry_reason = $7
+FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(topic, partition, fence_epoch)
+WHERE o.consumer_group = $1 AND o.topic = u.topic AND o.partition = u.partition AND o.fence_epoch = u.fence_epoch
+"""
+SELECT_RETRIES = """
+SELECT topic, partition, owner_id, batch_retries, batch_isolations, last_retry_at, last_retry_reason
+FROM selene_ops.consumer_offsets
+WHERE consumer_group = $1 AND (batch_retries > 0 OR batch_isolations > 0)
+ORDER BY topic, partition
+"""
+#: How long the writer gives the count of a failed attempt before it goes on retrying without it.
+RECORD_TIMEOUT_S = 2.0
+
+
+def retry_reason(exc: BaseException) -> str:
+    """A failed attempt's cause in a few words: its reason code, SQLSTATE or exception class."""
+    if isinstance(exc, SeleneError):
+        return str(exc.reason_code)
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"SQLSTATE {exc.sqlstate}"
+    return type(exc).__name__[:200]
+
+
+async def record_retries(
+    pool: asyncpg.Pool, group: str, claims: Sequence[Claim], *, retries: int, isolations: int, reason: str
+) -> bool:
+    """Count failed attempts and isolations of a batch on its partitions' offset rows; False if that failed
+    too (the database may be what is down), so the caller keeps the counts for the next try. Best effort,
+    bounded in time: the batch, not its statistics, is what must get through."""
+    if not claims or not (retries or isolations):
+        return True
+    try:
+        async with asyncio.timeout(RECORD_TIMEOUT_S), pool.acquire() as conn:
+            await conn.execute(
+                RECORD_RETRIES,
+                group,
+                [c.topic for c in claims],
+                [c.partition for c in claims],
+                [c.fence_epoch for c in claims],
+                retries,
+                isolations,
+                reason[:200],
+            )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.info("retry count not recorded yet (%s)", exc)
+        return False
+    return True
+
+
+async def writer_retries(conn: asyncpg.Connection, group: str) -> list[dict[str, Any]]:
+    """Partitions of ``group`` whose batches had to be retried or isolated, with the last reason and time."""
+    return [dict(r) for r in await conn.fetch(SELECT_RETRIES, group)]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -33,7 +34,8 @@ from aiokafka.errors import KafkaError
 from consumers.db import create_pool, is_retriable
 from consumers.kafka import locate_unreadable, reader_options
 from consumers.offsets import Claim, OffsetStore
-from consumers.pipeline import BatchResult, Item, Pipeline, Record, _is_data_error
+from consumers.pipeline import BatchResult, Item, Pipeline, Record, _is_data_error, retry_signature
+from consumers.status import record_retries, retry_reason
 from contracts.registry import LEDGERS
 from contracts.settings import Settings
 
@@ -48,7 +50,9 @@ class WriterStats:
 
     result: BatchResult = field(default_factory=BatchResult)
     batches: int = 0
+    #: failed attempts at a batch (each retried); batches written event by event after the retry limit
     retries: int = 0
+    isolations: int = 0
     fenced_partitions: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -307,10 +311,33 @@ class LedgerWriter:
             self._commit_to_kafka(mine)
 
     async def _process(self, batch: Prepared) -> None:
-        """Write one batch, retrying retriable failures with backoff until it lands or is fenced out."""
+        """Write one batch, retrying retriable failures with backoff until it lands or is fenced out.
+
+        An outage (database or broker down) is retried without limit. A failure the batch's data may cause
+        (``retry_signature``: e.g. CONCURRENT_APPEND) may never go away, so when the same one has come back
+        ``writer_max_batch_retries`` times in a row the batch is written event by event
+        (``Pipeline.apply_isolated``): the event behind it becomes a dead letter with its reason, the others
+        land. "The same" is the same reason code: the detail (row counts) may vary between attempts; a
+        different data failure starts a new count, and outages in between neither count nor start one, since
+        they say nothing about the data. Failed attempts and isolations are counted on the partitions' offset
+        rows for ``status``: at once when the database answered, else once the batch lands.
+        """
         assert self._pool is not None
         delay = 0.1
         decoded: list[Item] | None = batch.items
+        signature: str | None = None  # the data failure of the last attempts, and how often in a row
+        in_a_row = 0
+        isolate = False
+        uncounted = Counter[str]()  # failed attempts and isolations not yet counted in PostgreSQL
+        reason = ""
+
+        async def count_retries(partitions: set[tuple[str, int]]) -> bool:
+            claims = [self.claims[tp] for tp in sorted(partitions) if tp in self.claims]
+            assert self._pool is not None
+            group = self.settings.consumer_group
+            n, isolations = uncounted["retries"], uncounted["isolations"]
+            return await record_retries(self._pool, group, claims, retries=n, isolations=isolations, reason=reason)
+
         while True:
             # (Claims and generations change only under ``self.lock``, which the caller holds.)
             current = {
@@ -325,16 +352,36 @@ class LedgerWriter:
                 await self.before_write()
             items = None if decoded is None else [i for i in decoded if (i.record.topic, i.record.partition) in current]
             try:
-                result, advanced = await self._write(mine, items)
+                if isolate:
+                    result, advanced = await self._transaction(mine, None, isolate=True)
+                else:
+                    result, advanced = await self._write(mine, items)
                 break
             except Exception as exc:
                 if not is_retriable(exc):
                     raise
                 self.stats.retries += 1
-                log.warning("batch failed, retrying in %.1fs: %s", delay, exc)
                 decoded = None  # the failed attempt marked the items: a retry decodes afresh
+                failed = retry_signature(exc)
+                if failed is not None:
+                    in_a_row = in_a_row + 1 if failed == signature else 1
+                    signature = failed
+                isolating = not isolate and failed is not None and in_a_row >= self.settings.writer_max_batch_retries
+                uncounted.update(retries=1, isolations=int(isolating))
+                reason = retry_reason(exc)
+                # Counted now if the database answered (a data failure), so a writer stuck on a batch shows.
+                if failed is not None and await count_retries(current):
+                    uncounted.clear()
+                if isolating:
+                    isolate = True
+                    self.stats.isolations += 1
+                    log.warning("batch failed %d times in a row (%s); writing it event by event", in_a_row, exc)
+                    continue
+                log.warning("batch failed, retrying in %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if uncounted:
+            await count_retries(current)
         self.stats.result.add(result)
         self.stats.batches += 1
         self.positions.update(advanced)

@@ -99,6 +99,10 @@ class Settings:
     # A writer paused inside a transaction (SIGSTOP, a frozen VM) must not hold its offset-row locks for
     # ever: PostgreSQL ends its session after this long idle in a transaction, and the new owner proceeds.
     writer_idle_in_transaction_timeout_ms: int = 30000
+    # A batch that fails this many times in a row with the same failure its data may cause (not an outage:
+    # those are retried without limit) is written event by event, so the event behind it becomes a dead letter
+    # and the rest land (``LedgerWriter._process``). Enough attempts for a race with another writer to be over.
+    writer_max_batch_retries: int = 5
     # Processes that decode for replay (validation, canonical payload, content hash: replay's bottleneck);
     # 0 decodes in the replaying process, None (env ``auto``) one per core, at most 4 (none on one core).
     replay_decode_workers: int | None = None
@@ -155,6 +159,9 @@ class Settings:
             consumer_instance_id=env.get("SELENE_CONSUMER_INSTANCE_ID") or None,
             writer_idle_in_transaction_timeout_ms=int(
                 env.get("SELENE_WRITER_IDLE_IN_TRANSACTION_TIMEOUT_MS", base.writer_idle_in_transaction_timeout_ms)
+            ),
+            writer_max_batch_retries=max(
+                1, int(env.get("SELENE_WRITER_MAX_BATCH_RETRIES", base.writer_max_batch_retries))
             ),
             consumer_max_poll_interval_ms=int(
                 env.get("SELENE_CONSUMER_MAX_POLL_INTERVAL_MS", base.consumer_max_poll_interval_ms)
