@@ -19,6 +19,7 @@ import pytest
 
 from consumers.pipeline import Item, Pipeline, Record
 from consumers.projections.work_orders import audit_event
+from consumers.replay import Replayer
 from consumers.writer import WriterStats
 from contracts.audit import AuditRecordedEvent
 from contracts.codec import encode
@@ -137,6 +138,8 @@ async def test_derived_conflict_dead_letters_the_source_and_the_partition_flows(
     later = await drain_within(topics)
     assert (later.result.appended, later.result.emitted, later.result.dead_total) == (2, 2, 0)
     assert await rebuild_equals_live(topics, [tenant]) == []
+    replayed = await Replayer(topics, tenant=tenant).run(verify=True)
+    assert replayed.equal, (replayed.stats.unaccounted, [c for c in replayed.comparisons if not c.equal])
 
 
 async def apply_in_order(settings: Settings, conn: asyncpg.Connection, events: list[LedgerEvent]) -> list[Item]:
