@@ -35,6 +35,7 @@ def producer_options(settings: Settings) -> dict[str, Any]:
         "linger_ms": 5,
         "max_batch_size": 1024 * 1024,
         "request_timeout_ms": 30000,
+        "compression_type": None if settings.kafka_compression == "none" else settings.kafka_compression,
         **settings.kafka_security.client_kwargs(),
     }
 

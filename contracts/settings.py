@@ -106,6 +106,9 @@ class Settings:
     # Processes that decode for replay (validation, canonical payload, content hash: replay's bottleneck);
     # 0 decodes in the replaying process, None (env ``auto``) one per core, at most 4 (none on one core).
     replay_decode_workers: int | None = None
+    # Compression of what the publisher sends (none, gzip, snappy, lz4, zstd). Readers decode every codec
+    # whatever this says; the default is measured in BENCHMARKS.md ("Publisher compression").
+    kafka_compression: str = "lz4"
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
@@ -167,6 +170,7 @@ class Settings:
                 env.get("SELENE_CONSUMER_MAX_POLL_INTERVAL_MS", base.consumer_max_poll_interval_ms)
             ),
             replay_decode_workers=_optional_int(env.get("SELENE_REPLAY_DECODE_WORKERS"), base.replay_decode_workers),
+            kafka_compression=_codec(env.get("SELENE_KAFKA_COMPRESSION", base.kafka_compression)),
             kafka_security=security,
             **derived,  # type: ignore[arg-type]
         )
@@ -177,3 +181,14 @@ def _optional_int(text: str | None, default: int | None) -> int | None:
     if text is None:
         return default
     return None if text.strip().lower() in ("", "auto") else int(text)
+
+
+KAFKA_CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
+def _codec(text: str) -> str:
+    """A Kafka compression codec name, refused at start-up rather than at the first send."""
+    codec = text.strip().lower() or "none"
+    if codec not in KAFKA_CODECS:
+        raise ValueError(f"SELENE_KAFKA_COMPRESSION={text!r}: expected one of {', '.join(KAFKA_CODECS)}")
+    return codec

@@ -118,6 +118,7 @@ class Publisher:
             "max_batch_size": 1024 * 1024,
             "request_timeout_ms": 30000,
             "partitioner": KeyPartitioner(),
+            "compression_type": None if settings.kafka_compression == "none" else settings.kafka_compression,
             **settings.kafka_security.client_kwargs(),
             **producer_options,
         }
