@@ -35,13 +35,17 @@ class Load:
     acks: list[Ack] = field(default_factory=list)
     unacked: set[str] = field(default_factory=set)
     errors: int = 0
+    #: the chunks to publish, when the caller cuts them itself (``events`` and ``chunk`` are then unused)
+    chunks: Sequence[Sequence[LedgerEvent]] | None = None
 
     async def run(self) -> None:
         publisher = Publisher(self.settings, request_timeout_ms=5000)
         await publisher.start()
+        chunks = self.chunks
+        if chunks is None:
+            chunks = [self.events[i : i + self.chunk] for i in range(0, len(self.events), self.chunk)]
         try:
-            for i in range(0, len(self.events), self.chunk):
-                part = self.events[i : i + self.chunk]
+            for part in chunks:
                 for _ in range(60):
                     try:
                         published, refused = await publisher.publish_many(part)

@@ -277,6 +277,27 @@ async def test_work_order_id_shared_across_tenants_is_refused(
     assert await rebuild_equals_live(settings, [a, b]) == []
 
 
+async def test_work_order_taken_over_by_a_batch_spanning_both_tenants(
+    pair: Pair, settings: Settings, operator_db: asyncpg.Connection, run_id: str
+) -> None:
+    """As above, but transaction 2's batch also holds an event of tenant A, so its tenant scope (row-level
+    security) admits A's rows: nothing in the database stops the upsert from handing w to B any more."""
+    a, b, wo = f"tenant-a-{run_id}", f"tenant-b-{run_id}", f"wo-{run_id}"
+    first = records(settings, [work_order(a, wo)], 0)
+    second = records(settings, [filler(a, f"fa-{run_id}"), filler(b, f"fb-{run_id}"), work_order(b, wo)], 1)
+    one, two = await interleave(pair, first, second)
+
+    assert [i.outcome for i in one.items] == ["appended"]
+    assert [i.outcome for i in two.items] == ["appended", "appended", "dead"]
+    assert two.items[2].reason == ReasonCode.OS_WORK_ORDER_TENANT_SCOPE_VIOLATION
+    assert two.failures == ["retriable"] and not two.isolated, two.failures
+    rows = await operator_db.fetch("SELECT tenant_id FROM os_core.work_orders_current WHERE work_order_id = $1", wo)
+    assert [r["tenant_id"] for r in rows] == [a]
+    created = await count_events(operator_db, "os_core.work_order_ledger", "work_order_id = $1", wo)
+    assert created == 1
+    assert await rebuild_equals_live(settings, [a, b]) == []
+
+
 async def test_update_of_a_loaded_row_waits_for_the_other_writer(
     pair: Pair, settings: Settings, operator_db: asyncpg.Connection, run_id: str
 ) -> None:
