@@ -21,6 +21,7 @@ from bench.sqlstats import SqlStats
 from bench.stream import Template, token
 from consumers.chain import GENESIS, link, row_digest
 from consumers.db import create_pool
+from consumers.kafka import reader_options
 from consumers.ledger import Provenance
 from consumers.pipeline import SET_TENANT_SCOPE, Pipeline, Record
 from consumers.projections import LEDGER_TABLES
@@ -31,17 +32,15 @@ from contracts.settings import Settings
 
 
 def consumer_options(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """The writer's fetch settings, so every consumer mode reads Kafka the same way."""
-    return {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
-        "max_poll_records": settings.batch_max_records,
-        "fetch_max_bytes": 16 * 1024 * 1024,
-        "max_partition_fetch_bytes": 4 * 1024 * 1024,
-        **settings.kafka_security.client_kwargs(),
+    """The writer's fetch settings (read committed included), so every consumer mode reads Kafka the same way."""
+    return reader_options(
+        settings,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.batch_max_records,
+        fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
         **extra,
-    }
+    )
 
 
 def to_records(data: dict[Any, list[Any]]) -> list[Record]:
