@@ -370,7 +370,7 @@ class LedgerWriter:
                 uncounted.update(retries=1, isolations=int(isolating))
                 reason = retry_reason(exc)
                 # Counted now if the database answered (a data failure), so a writer stuck on a batch shows.
-                if failed is not None and await count_retries(current):
+                if failed is not None and await count_retries({(r.topic, r.partition) for r in mine}):
                     uncounted.clear()
                 if isolating:
                     isolate = True
@@ -381,7 +381,7 @@ class LedgerWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         if uncounted:
-            await count_retries(current)
+            await count_retries({(r.topic, r.partition) for r in mine})
         self.stats.result.add(result)
         self.stats.batches += 1
         self.positions.update(advanced)
