@@ -12,12 +12,13 @@ ago is included, and an event the writer sees after the re-drive is applied norm
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-from consumers.pipeline import BatchResult, Pipeline, Record, _is_data_error, headers_from_json
+from consumers.pipeline import BatchResult, Pipeline, Record, _is_data_error, headers_from_bytes, headers_json
 
 LIST = """
 SELECT dead_letter_id, source_topic, source_partition, source_offset, ledger, tenant_id, aggregate_key,
@@ -35,12 +36,12 @@ SELECT dead_letter_id FROM selene_ops.dead_letters
 WHERE source_topic = $1 AND aggregate_key = $2 AND status IN ('OPEN', 'HELD') FOR UPDATE
 """
 SELECT_ONE = """
-SELECT dead_letter_id, source_topic, source_partition, source_offset, raw_key, raw_value, headers,
+SELECT dead_letter_id, source_topic, source_partition, source_offset, raw_key, raw_value, raw_headers,
        kafka_timestamp, reason_code, error_detail, status, aggregate_key
 FROM selene_ops.dead_letters WHERE dead_letter_id = $1 FOR UPDATE
 """
 SELECT_AGGREGATE = """
-SELECT dead_letter_id, source_topic, source_partition, source_offset, raw_key, raw_value, headers,
+SELECT dead_letter_id, source_topic, source_partition, source_offset, raw_key, raw_value, raw_headers,
        kafka_timestamp, reason_code, error_detail
 FROM selene_ops.dead_letters
 WHERE source_topic = $1 AND aggregate_key = $2 AND status IN ('OPEN', 'HELD')
@@ -90,8 +91,14 @@ async def counts_by_reason(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 
 
 async def show(conn: asyncpg.Connection, dead_letter_id: int) -> dict[str, Any] | None:
+    """One dead letter, its headers read from the exact ``raw_headers`` (keys escaped for display, values in
+    base64), as ``headers``; ``raw_headers`` itself is left out (it is those headers again, as bytes)."""
     row = await conn.fetchrow(SHOW, dead_letter_id)
-    return dict(row) if row else None
+    if row is None:
+        return None
+    out = dict(row)
+    out["headers"] = json.loads(headers_json(headers_from_bytes(out.pop("raw_headers"))))
+    return out
 
 
 async def discard(conn: asyncpg.Connection, dead_letter_id: int, note: str) -> bool:
@@ -147,7 +154,7 @@ async def _redrive_rows(
             r["source_offset"],
             r["raw_key"],
             r["raw_value"],
-            headers_from_json(r["headers"]),
+            headers_from_bytes(r["raw_headers"]),  # exactly the record's (sql/0009), so the re-drive is too
             int(r["kafka_timestamp"].timestamp() * 1000) if r["kafka_timestamp"] else None,
         )
         for r in rows

@@ -27,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import struct
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -40,7 +41,7 @@ from consumers.ledger import LedgerRow, LedgerTable, Provenance, insert_ledgers
 from consumers.projections import LEDGER_TABLES, PROJECTIONS
 from consumers.projections.base import Projection, Rejection, RowView, resolve_event_refs
 from consumers.tables import Row, TableSpec
-from contracts.codec import Decoder, split_key
+from contracts.codec import Decoder, key_text, visible_text
 from contracts.envelope import LedgerEvent, unmarked
 from contracts.reasons import ContractViolation, ReasonCode, RetriableError, SeleneError, policy
 from contracts.settings import Settings
@@ -59,15 +60,18 @@ JOIN unnest($1::text[], $2::text[]) AS k(topic, aggregate_key)
 WHERE d.status IN ('OPEN', 'HELD')
 FOR SHARE OF d
 """
+# Raw key, value and headers go in as bytes; every text parameter is text the writer made storable (see
+# ``store_dead_letters``): a dead letter never fails on the record's content (issue 13, item 4).
 INSERT_DEAD_LETTERS = """
 INSERT INTO selene_ops.dead_letters (
   source_topic, source_partition, source_offset, kafka_timestamp, raw_key, raw_value, headers,
-  ledger, tenant_id, aggregate_key, event_uuid, reason_code, error_detail, blocks, status)
+  ledger, tenant_id, aggregate_key, event_uuid, reason_code, error_detail, blocks, status, raw_headers)
 SELECT u.topic, u.part, u.off, u.ts, u.k, u.v, u.hdr::jsonb, u.ledger, u.tenant, u.agg, u.eid, u.reason,
-       u.detail, u.blocks, u.status
+       u.detail, u.blocks, u.status, u.rh
 FROM unnest($1::text[], $2::int[], $3::bigint[], $4::timestamptz[], $5::bytea[], $6::bytea[], $7::text[],
-            $8::text[], $9::text[], $10::text[], $11::uuid[], $12::text[], $13::text[], $14::bool[], $15::text[])
-  AS u(topic, part, off, ts, k, v, hdr, ledger, tenant, agg, eid, reason, detail, blocks, status)
+            $8::text[], $9::text[], $10::text[], $11::uuid[], $12::text[], $13::text[], $14::bool[], $15::text[],
+            $16::bytea[])
+  AS u(topic, part, off, ts, k, v, hdr, ledger, tenant, agg, eid, reason, detail, blocks, status, rh)
 ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING
 """
 # Deferred foreign keys are checked here, per batch, so that a violation surfaces while the batch can still be
@@ -111,20 +115,15 @@ class Item:
 
     @property
     def aggregate_key(self) -> str | None:
-        if self.event is not None:
-            return self.event.kafka_key.decode()
-        key = self.record.key
-        if key is None:
-            return None
-        try:
-            return key.decode()
-        except UnicodeDecodeError:
-            return None
+        """The key naming this record's aggregate in the dead letters: escaped (``contracts.codec.key_text``),
+        so a key holding U+0000 is stored and blocks its own kind, and a normal key reads as it is."""
+        return key_text(self.event.kafka_key if self.event is not None else self.record.key)
 
     def dead(self, reason: ReasonCode, detail: str, status: str | None = None) -> None:
         self.outcome = "dead"
         self.reason = reason
-        self.detail = detail[:4000]
+        # A detail may quote the record (a field name, a key): escaped, so the dead letter can be stored.
+        self.detail = visible_text(detail)[:4000]
         self.status = status or ("OPEN" if policy(reason).blocks_aggregate else "REJECTED")
 
 
@@ -156,14 +155,50 @@ class BatchResult:
         return sum(self.dead_lettered.values())
 
 
-def headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
-    """Kafka headers as JSON that keeps every byte (values in base64)."""
-    return json.dumps([{"key": k, "value_b64": base64.b64encode(v or b"").decode()} for k, v in headers])
+_LENGTH = struct.Struct(">i")
+
+
+def headers_bytes(headers: Sequence[tuple[str, bytes | None]]) -> bytes:
+    """Kafka headers as bytes that keep every byte, for ``dead_letters.raw_headers``: per header, the key's
+    length (4 bytes, big-endian), its UTF-8, the value's length (-1 for a null value) and the value.
+    (sql/0009 wrote the same for the rows stored before it.)"""
+    out = bytearray()
+    for k, v in headers:
+        key = k.encode("utf-8", "surrogatepass")  # aiokafka decodes keys strictly; never fail on one that is not
+        out += _LENGTH.pack(len(key)) + key
+        out += _LENGTH.pack(-1) if v is None else _LENGTH.pack(len(v)) + v
+    return bytes(out)
+
+
+def headers_from_bytes(raw: bytes) -> tuple[tuple[str, bytes], ...]:
+    """The headers ``headers_bytes`` wrote, exactly: a null value reads back as None, as aiokafka gives it
+    (typed ``bytes`` like ``Record.headers``, which holds what aiokafka gives)."""
+    headers: list[tuple[str, bytes | None]] = []
+    pos = 0
+    while pos < len(raw):
+        (n,) = _LENGTH.unpack_from(raw, pos)
+        key = raw[pos + 4 : pos + 4 + n].decode("utf-8", "surrogatepass")
+        pos += 4 + n
+        (n,) = _LENGTH.unpack_from(raw, pos)
+        value = None if n < 0 else raw[pos + 4 : pos + 4 + n]
+        pos += 4 + max(n, 0)
+        headers.append((key, value))
+    return cast(tuple[tuple[str, bytes], ...], tuple(headers))
+
+
+def headers_json(headers: Sequence[tuple[str, bytes | None]]) -> str:
+    """Kafka headers as JSON for people (``dead_letters.headers``): keys escaped (``visible_text``, since jsonb
+    stores no U+0000), values in base64. The exact headers are ``headers_bytes``."""
+    return json.dumps(
+        [{"key": visible_text(k), "value_b64": None if v is None else base64.b64encode(v).decode()} for k, v in headers]
+    )
 
 
 def headers_from_json(raw: str | list[dict[str, str]]) -> tuple[tuple[str, bytes], ...]:
+    """The headers of ``headers_json``; exact only where no key needed an escape (rows before sql/0009 kept
+    them all exactly, and sql/0009 copied them to ``raw_headers``)."""
     items = json.loads(raw) if isinstance(raw, str) else raw
-    return tuple((h["key"], base64.b64decode(h["value_b64"])) for h in items)
+    return tuple((h["key"], base64.b64decode(h["value_b64"] or "")) for h in items)
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -439,9 +474,10 @@ class Pipeline:
             return datetime.fromtimestamp(i.record.timestamp_ms / 1000, UTC)
 
         def tenant(i: Item) -> str | None:
-            if i.event is not None:
-                return i.event.tenant_id
-            return split_key(i.record.key)[0]
+            # The tenant a record proves: its event's, once the key and headers agreed with it. A record that
+            # never decoded, or whose key names another tenant than its envelope, belongs to no tenant's
+            # readers (the key alone would hand one tenant's payload to another's): operators only.
+            return i.event.tenant_id if i.event is not None else None
 
         await conn.execute(
             INSERT_DEAD_LETTERS,
@@ -460,6 +496,7 @@ class Pipeline:
             [i.detail for i in dead],
             [i.status in ("OPEN", "HELD") for i in dead],
             [i.status for i in dead],
+            [headers_bytes(i.record.headers) for i in dead],
         )
 
     # -- helpers ----------------------------------------------------------------------------------------

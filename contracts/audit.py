@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from contracts.envelope import (
+    STORABLE_TEXT_PATTERN,
     Ident,
     LedgerEvent,
     LedgerSpec,
     Payload,
     ReasonText,
     ShortText,
+    StorableText,
     register_event,
     register_ledger,
 )
@@ -36,8 +38,9 @@ AUDIT_EVENTS = register_ledger(
     )
 )
 
-AttributeValue = str | int | bool | None
-Attributes = Annotated[dict[Annotated[str, Field(max_length=64)], AttributeValue], Field(max_length=32)]
+AttributeValue = StorableText | int | bool | None
+AttributeName = Annotated[str, StringConstraints(max_length=64, pattern=STORABLE_TEXT_PATTERN)]
+Attributes = Annotated[dict[AttributeName, AttributeValue], Field(max_length=32)]
 
 
 class AuditPayload(Payload):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Union
@@ -25,7 +26,7 @@ HEADER_EVENT_TYPE = "selene-event-type"
 HEADER_SCHEMA_VERSION = "selene-schema-version"
 HEADER_EVENT_ID = "selene-event-id"
 
-Headers = Sequence[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes | None]]  # Kafka allows a null header value
 
 
 def _discriminate(value: Any) -> str:
@@ -78,6 +79,47 @@ def split_key(key: bytes | None) -> tuple[str | None, str | None]:
         return None, None
     tenant, sep, aggregate = text.partition("/")
     return (tenant or None, aggregate or None) if sep else (text or None, None)
+
+
+# Control characters (C0, DEL, C1) and UTF-16 surrogates: what a text column of the dead letters never holds
+# as it is (U+0000 and surrogates cannot be stored at all; the others would garble an operator's terminal).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# The same, and the backslash that starts an escape: escaping these is one to one.
+_CONTROL_OR_BACKSLASH = re.compile(r"[\\\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == "\\":
+        return "\\\\"
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def visible_text(text: str) -> str:
+    """``text`` with each control character written as a visible escape (``\\x00``, ``\\x1b``, ``\\x9f``): what
+    a record's content may put into a free-text column (a dead letter's detail) so that PostgreSQL always
+    stores it and a terminal shows it as it is."""
+    return _CONTROL.sub(_escape, text) if _CONTROL.search(text) else text
+
+
+def escape_key(text: str) -> str:
+    """``visible_text`` that also doubles each backslash, so that two different keys never escape to the same
+    text: a dead letter's ``aggregate_key`` blocks exactly the records whose key escapes to it. A key without a
+    backslash or a control character (every key the contract can produce but those with a backslash) reads
+    as it is."""
+    return _CONTROL_OR_BACKSLASH.sub(_escape, text) if _CONTROL_OR_BACKSLASH.search(text) else text
+
+
+def key_text(key: bytes | None) -> str | None:
+    """A record's key as the text that names its aggregate in the dead letters (``escape_key`` of its UTF-8);
+    None when absent or not UTF-8 (such a key cannot be an event's, so it blocks nothing)."""
+    if key is None:
+        return None
+    try:
+        return escape_key(key.decode())
+    except UnicodeDecodeError:
+        return None
 
 
 # ``json.dumps`` (ASCII only) writes each character outside printable ASCII as one or two ``\uXXXX``

@@ -22,6 +22,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, StringConstraints
 
 from contracts.envelope import (
+    STORABLE_TEXT_PATTERN,
     EngineId,
     LedgerEvent,
     LedgerSpec,
@@ -48,7 +49,7 @@ ENGINE_CAPABILITY_MAPS = register_ledger(
 # Seed 002's capability ids are upper-case tokens (OS_WORK_ORDER_LEDGER_APPEND, WORKORDER_LIST_PENDING).
 CapabilityId = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_.]{0,95}$")]
 MapVersion = Annotated[int, Field(ge=1, le=2**31 - 1)]
-SchemaRef = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+SchemaRef = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=STORABLE_TEXT_PATTERN)]
 # A caller policy as seed 002 writes it (SELENE_OS_ONLY).
 CallerPolicy = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
 # Seed 002's notation: NONE, or DECLARED (DB_WRITE) with up to eight effects.
@@ -70,7 +71,7 @@ class EngineCapabilityMapEventInput(Payload):
     capability_id: CapabilityId
     capability_map_version: MapVersion
     reason_code: ReasonText
-    capability_name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    capability_name: Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=STORABLE_TEXT_PATTERN)]
     input_schema: SchemaRef
     output_schema: SchemaRef
     allowed_callers: CallerPolicy

@@ -31,11 +31,21 @@ from pydantic import (
 from contracts.reasons import ReasonCode
 
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+#: An identifier (ids, keys, correlation, turn and idempotency ids) is one token: no whitespace and no control
+#: character (C0, DEL, C1). Identifiers become Kafka keys, text columns, dedupe scopes and log lines; a control
+#: character there is never meant, and U+0000 is one PostgreSQL cannot store at all (issue 13, item 4).
+IDENT_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+#: Free text keeps every character PostgreSQL's ``text`` and ``jsonb`` can store, that is all but U+0000.
+#: (Lone surrogates, which UTF-8 cannot encode, pydantic refuses by itself: in JSON as invalid, in Python as
+#: not a valid string.) Refused here, such text is ``EVENT_SCHEMA_INVALID`` up front instead of a database
+#: error on the batch.
+STORABLE_TEXT_PATTERN = r"^[^\x00]*$"
 TenantId = Annotated[str, StringConstraints(pattern=TENANT_PATTERN)]
 EngineId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9_.]{0,63}$")]
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^\S+$")]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=IDENT_PATTERN)]
 ReasonText = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,95}$")]
-ShortText = Annotated[str, StringConstraints(max_length=256)]
+StorableText = Annotated[str, StringConstraints(pattern=STORABLE_TEXT_PATTERN)]
+ShortText = Annotated[str, StringConstraints(max_length=256, pattern=STORABLE_TEXT_PATTERN)]
 
 
 class StrictModel(BaseModel):

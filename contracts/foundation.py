@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from contracts.audit import AUDIT_EVENTS, Attributes, AuditPayload
-from contracts.envelope import Ident, LedgerSpec, Payload, ShortText, register_event, register_ledger
+from contracts.envelope import Ident, LedgerSpec, Payload, ShortText, StorableText, register_event, register_ledger
 from contracts.reasons import ReasonCode
 
 
@@ -76,7 +76,7 @@ class ConversationTurn(Payload):
 
     speaker: Literal["USER", "SELENE"]
     source: Literal["VOICE", "TEXT", "SYSTEM"]
-    text: str = Field(max_length=8192)
+    text: StorableText = Field(max_length=8192)
     user_id: Ident | None = None
     device_id: Ident | None = None
     session_id: Ident | None = None

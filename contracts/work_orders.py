@@ -20,7 +20,16 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from contracts.audit import AUDIT_EVENTS, AuditPayload
-from contracts.envelope import Ident, LedgerEvent, LedgerSpec, Payload, ReasonText, register_event, register_ledger
+from contracts.envelope import (
+    STORABLE_TEXT_PATTERN,
+    Ident,
+    LedgerEvent,
+    LedgerSpec,
+    Payload,
+    ReasonText,
+    register_event,
+    register_ledger,
+)
 from contracts.reasons import ReasonCode
 
 WORK_ORDER_LEDGER = register_ledger(
@@ -62,7 +71,10 @@ MAX_MAP_BYTES = 16384
 FieldKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,63}$")]
 # Plain JSON scalars; no floats, so that a value reads back exactly as it was written (amounts as strings).
 FieldValue = (
-    Annotated[str, StringConstraints(max_length=1024)] | Annotated[int, Field(ge=-(2**53), le=2**53)] | bool | None
+    Annotated[str, StringConstraints(max_length=1024, pattern=STORABLE_TEXT_PATTERN)]
+    | Annotated[int, Field(ge=-(2**53), le=2**53)]
+    | bool
+    | None
 )
 FieldMap = Annotated[dict[FieldKey, FieldValue], Field(max_length=MAX_FIELDS)]
 IntentType = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]

@@ -7,8 +7,12 @@ go to Kafka as they are, a ``LedgerWriter`` drains them until caught up, and the
 * the writer did not crash, and its lag is back to 0 on every partition;
 * every good event is in its ledger exactly once; duplicates added nothing;
 * every bad record (conflicts included) is a dead letter at its own topic, partition and offset, with its raw
-  key, value and headers, a Kafka timestamp and the expected reason code; no good record is;
+  key, value and headers (exactly, as bytes), a Kafka timestamp and the expected reason code; no good record is;
 * consumed = appended + deduplicated + dead-lettered, and the counts per reason are the expected ones.
+
+The mix includes the control-character classes (issue 13, item 4): U+0000 and every other C0, DEL and C1
+character in the key, in extra headers (key and value, on good and bad records), in the value and in every
+text field; none may make the writer raise, and a dead letter's text columns hold none of them.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from consumers.db import connect
-from consumers.pipeline import headers_from_json
+from consumers.pipeline import headers_from_bytes
 from consumers.status import lag
 from consumers.writer import LedgerWriter
 from contracts.envelope import LEDGERS
 from contracts.settings import Settings
 from producers.topics import ensure_topics
-from tests.unit.fuzzcases import Case, bad_cases, conflict_of, good_case, good_events
+from tests.unit.fuzzcases import Case, bad_cases, conflict_of, good_cases
+from tests.unit.test_decode_fuzz import UNSTORABLE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -49,7 +54,7 @@ def _is_original(candidate: Case, later: Case) -> bool:
 @st.composite
 def mixes(draw: st.DrawFn) -> list[Case]:
     """Good and bad records interleaved; duplicates and conflicts somewhere after their originals."""
-    goods = [good_case(e) for e in draw(st.lists(good_events(), min_size=1, max_size=8))]
+    goods = draw(st.lists(good_cases(), min_size=1, max_size=8))
     bads = draw(st.lists(bad_cases(), min_size=1, max_size=10))
     sequence: list[Case] = list(draw(st.permutations(goods + bads)))
     keyed = [g for g in goods if g.event is not None and g.event.idempotency_key is not None]
@@ -131,8 +136,9 @@ async def test_bad_input_mixed_with_good_is_dead_lettered_and_good_flows(migrate
             for c in goods
         }
         rows = await conn.fetch(
-            "SELECT source_topic, source_partition, source_offset, kafka_timestamp, raw_key, raw_value, headers, "
-            "reason_code, status, tenant_id FROM selene_ops.dead_letters WHERE source_topic LIKE $1",
+            "SELECT source_topic, source_partition, source_offset, kafka_timestamp, raw_key, raw_value, raw_headers, "
+            "reason_code, status, tenant_id, aggregate_key, error_detail FROM selene_ops.dead_letters "
+            "WHERE source_topic LIKE $1",
             f"{settings_.topic_prefix}%",
         )
     finally:
@@ -146,6 +152,10 @@ async def test_bad_input_mixed_with_good_is_dead_lettered_and_good_flows(migrate
         assert letter is not None, (case.kind, position)
         assert letter["reason_code"] == str(case.expected), case.kind
         assert (letter["raw_key"], letter["raw_value"]) == (case.key, case.value), case.kind
-        assert headers_from_json(letter["headers"]) == case.headers, case.kind
+        assert headers_from_bytes(letter["raw_headers"]) == case.headers, case.kind
+        assert UNSTORABLE.search(letter["error_detail"]) is None, case.kind
+        assert UNSTORABLE.search(letter["aggregate_key"] or "") is None, case.kind
+        # A record that never decoded proves no tenant: no tenant's reader sees it (issue 14, item 5).
+        assert letter["tenant_id"] is None or case.kind == "conflict", case.kind
         assert letter["kafka_timestamp"] is not None
         assert letter["status"] == ("REJECTED" if case.kind == "conflict" else "OPEN"), case.kind

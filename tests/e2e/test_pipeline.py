@@ -14,6 +14,7 @@ from consumers import deadletters
 from consumers.db import connect
 from consumers.pipeline import Pipeline
 from contracts.audit import AuditRecordedEvent
+from contracts.codec import canonical_payload
 from contracts.envelope import new_event
 from contracts.foundation import IdentityUpsertedEvent
 from contracts.settings import Settings
@@ -217,12 +218,15 @@ async def test_held_behind_then_discard_and_redrive_exactly_once(
 async def test_event_the_database_refuses_is_isolated_and_the_rest_land(
     topics: Settings, operator_db: asyncpg.Connection, run_id: str
 ) -> None:
-    """A value every Python check accepts but PostgreSQL refuses (U+0000 in a text column): the batch's
-    transaction is rolled back and written again event by event, so exactly that event becomes a dead letter
-    with the database's verdict and every other event of the batch is appended once."""
+    """A value every Python check accepts but PostgreSQL refuses (a payload at its 16,384-byte bound as
+    canonical JSON, over it as the jsonb text the ledger's CHECK measures; U+0000, used here before, is now
+    refused by the contract): the batch's transaction is rolled back and written again event by event, so
+    exactly that event becomes a dead letter with the database's verdict and every other event of the batch
+    is appended once."""
     tenant = f"tenant-{run_id}"
     good = [audit(tenant, f"corr-{i}", f"k-{i}", f"fine {i}") for i in range(6)]
-    refused = audit(tenant, "corr-nul", "k-nul", "a NUL \u0000 inside")
+    at_bound = len(canonical_payload(audit(tenant, "c", "k", "s", attributes={"a": ""})).encode())  # type: ignore[arg-type]
+    refused = audit(tenant, "corr-big", "k-big", "s", attributes={"a": "y" * (16384 - at_bound)})  # type: ignore[arg-type]
     await publish(topics, [*good[:3], refused, *good[3:]])
     stats = await drain(topics)
     assert stats.result.appended == len(good)

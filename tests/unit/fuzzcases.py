@@ -59,7 +59,19 @@ BAD_CLASSES = (
     "wrong_aggregate_in_key",
     "wrong_topic",
     "missing_tenant",
+    # Control characters (issue 13, item 4): U+0000 and every other C0, DEL and C1 character.
+    "nul_in_text",
+    "control_in_identifier",
+    "control_in_key",
+    "raw_control_byte_in_value",
 )
+
+#: Every control character: C0, DEL, C1. Identifiers refuse them all; free text takes all but U+0000, which
+#: PostgreSQL cannot store.
+CONTROLS = tuple(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))
+STORABLE_CONTROLS = CONTROLS[1:]
+#: Bytes that are never valid anywhere in JSON text (control bytes but JSON's whitespace: tab, LF, CR).
+JSON_BREAKING_BYTES = tuple(bytes([b]) for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,7 @@ class Case:
     topic_ledger: str
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
+    headers: tuple[tuple[str, bytes | None], ...]  # Kafka allows a null header value
     expected: ReasonCode | None  # None: a good event
     event: LedgerEvent | None = None  # the good event (or the original a bad case was made from)
 
@@ -78,10 +90,22 @@ class Case:
 tenants = st.from_regex(r"[a-z][a-z0-9_.:-]{0,15}", fullmatch=True)
 idents = st.from_regex(r"[A-Za-z0-9_.:-]{1,24}", fullmatch=True)
 reason_texts = st.from_regex(r"[A-Z][A-Z0-9_]{0,30}", fullmatch=True)
-# No NUL: PostgreSQL stores no U+0000 in text or jsonb (see the report on issue 8).
-texts = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=120)
+# Free text as the contract takes it: every character but U+0000 (PostgreSQL stores none in text or jsonb) and
+# lone surrogates (not UTF-8); the other control characters drawn often, not only as hypothesis happens to.
+_storable = st.sampled_from(STORABLE_CONTROLS) | st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
+texts = st.text(_storable, max_size=120)
 attribute_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), texts)
-attributes = st.dictionaries(st.text(max_size=20).filter(lambda k: "\x00" not in k), attribute_values, max_size=4)
+attributes = st.dictionaries(st.text(_storable, max_size=20), attribute_values, max_size=4)
+#: Extra Kafka headers any producer may add: keys and values with any character or byte, U+0000 included (the
+#: writer ignores them, and a dead letter keeps them exactly). Kafka allows a null value.
+_any_chars = st.sampled_from(CONTROLS) | st.characters(exclude_categories=["Cs"])
+extra_headers = st.lists(
+    st.tuples(
+        st.text(_any_chars, max_size=12).map(lambda k: f"x-{k}"),
+        st.none() | st.binary(max_size=12) | st.text(_any_chars, max_size=12).map(str.encode),
+    ),
+    max_size=3,
+)
 times = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC))
 
 
@@ -113,9 +137,21 @@ def good_events(draw: st.DrawFn, tenant: str | None = None) -> LedgerEvent:
     return new_event(IdentityUpsertedEvent, engine_id="PH1.F", payload=payload, **common)
 
 
-def good_case(event: LedgerEvent) -> Case:
+def good_case(event: LedgerEvent, extra: tuple[tuple[str, bytes | None], ...] = ()) -> Case:
     enc = encode(event)
-    return Case("good", event.ledger, enc.key, enc.value, tuple(enc.headers), None, event)
+    return Case("good", event.ledger, enc.key, enc.value, (*enc.headers, *extra), None, event)
+
+
+@st.composite
+def good_cases(draw: st.DrawFn) -> Case:
+    """A good event's record, with or without extra headers holding control characters."""
+    return good_case(draw(good_events()), tuple(draw(extra_headers)))
+
+
+def _with_control(draw: st.DrawFn, text: str, controls: tuple[str, ...] = CONTROLS) -> str:
+    """``text`` with a control character inserted somewhere."""
+    at = draw(st.integers(0, len(text)))
+    return text[:at] + draw(st.sampled_from(controls)) + text[at:]
 
 
 def _doc(event: LedgerEvent) -> dict[str, Any]:
@@ -137,7 +173,8 @@ def bad_cases(draw: st.DrawFn, kind: str | None = None, max_event_bytes: int = 6
     enc = encode(event)
     doc = _doc(event)
     key: bytes | None = enc.key
-    headers, ledger = tuple(enc.headers), event.ledger
+    headers: tuple[tuple[str, bytes | None], ...] = tuple(enc.headers)
+    ledger = event.ledger
     value: bytes | None
     if kind == "tombstone":
         value, expected = None, ReasonCode.EVENT_UNDECODABLE
@@ -216,8 +253,40 @@ def bad_cases(draw: st.DrawFn, kind: str | None = None, max_event_bytes: int = 6
         else:
             doc["tenant_id"] = "" if how == "empty" else None
         value, expected = _bytes(doc), ReasonCode.EVENT_TENANT_MISSING
+    elif kind == "nul_in_text":
+        # U+0000 in a free-text field, an attribute's name or an attribute's value.
+        body = doc["payload"]
+        text_field = next(f for f in ("summary", "text", "display_name") if f in body)
+        mapping = next((f for f in ("attributes", "metadata") if f in body), None)
+        where = draw(st.sampled_from(("text", "name", "value") if mapping else ("text",)))
+        if where == "text":
+            body[text_field] = _with_control(draw, body[text_field] or "", ("\x00",))
+        else:
+            assert mapping is not None
+            name = _with_control(draw, draw(st.text(_storable, max_size=8)), ("\x00",) if where == "name" else ("_",))
+            body[mapping][name] = _with_control(draw, "v", ("\x00",)) if where == "value" else "v"
+        value, expected = _bytes(doc), spec.contract_invalid
+    elif kind == "control_in_identifier":
+        # Any control character in an envelope identifier; a foreign producer keys the record with it.
+        field = draw(st.sampled_from(("correlation_id", "idempotency_key", "turn_id")))
+        doc[field] = _with_control(draw, doc.get(field) or "id")
+        if field == "correlation_id" and event.aggregate_id == event.correlation_id:
+            key = f"{event.tenant_id}/{doc[field]}".encode()
+        value, expected = _bytes(doc), spec.contract_invalid
+    elif kind == "control_in_key":
+        # The envelope is intact; the key's tenant or aggregate holds a control character.
+        in_tenant = draw(st.booleans())
+        tenant = _with_control(draw, event.tenant_id) if in_tenant else event.tenant_id
+        aggregate = event.aggregate_id if in_tenant else _with_control(draw, event.aggregate_id)
+        key = f"{tenant}/{aggregate}".encode()
+        value, expected = enc.value, spec.tenant_violation if in_tenant else ReasonCode.EVENT_KEY_MISMATCH
+    elif kind == "raw_control_byte_in_value":
+        at = draw(st.integers(0, len(enc.value)))
+        value = enc.value[:at] + draw(st.sampled_from(JSON_BREAKING_BYTES)) + enc.value[at:]
+        expected = ReasonCode.EVENT_UNDECODABLE
     else:
         raise AssertionError(kind)
+    headers = (*headers, *draw(extra_headers))
     return Case(kind, ledger, key, value, headers, expected, event)
 
 

@@ -219,7 +219,11 @@ def _mutate(target: dict[Any, Any], how: str, a: Any, b: Any) -> None:
 
 
 @fuzz(300)
-@given(attributes=st.dictionaries(st.text(max_size=8), attribute_values, max_size=4), change=mutations)
+# Names without U+0000, which the contract refuses (the event would not build); ``mutations`` may add one.
+@given(
+    attributes=st.dictionaries(st.text(max_size=8).filter(lambda k: "\x00" not in k), attribute_values, max_size=4),
+    change=mutations,
+)
 def test_dict_fields_mutated_in_place_are_rechecked(
     publisher: Counting, attributes: dict[str, Any], change: tuple[str, Any, Any]
 ) -> None:
