@@ -201,31 +201,43 @@ class DrillResult:
     cross_tenant: dict[str, int]
     redrives: Redrives
     kills: int
-    joins: int
+    #: writers that joined or left the group (each a rebalance; a kill -9 is one more, after the session timeout)
+    rebalances: int
     dead_letters: Counter[str]
     lost_races: int
     live_rebuild_replay_equal: bool
     seconds: float
 
     def summary(self) -> str:
-        r = self.report
-        return (
-            f"{self.kills} kill -9, {self.joins} joins/leaves; acknowledged {r.acked}, appended {r.in_ledgers} "
-            f"ledger rows, dead-lettered {r.dead_lettered}, lost {len(r.lost)}, duplicated {len(r.duplicated)}, "
-            f"unexpected {len(r.unexpected)}, order inversions {len(r.inversions)}; cross-tenant rows "
-            f"{sum(self.cross_tenant.values())}; lost races retried by the writers {self.lost_races}; re-drives: "
-            f"{self.redrives.aggregates} aggregates + {self.redrives.one_by_one} one by one in "
-            f"{self.redrives.passes} passes, {self.redrives.appended} events appended, {self.redrives.lost_races} "
-            f"retried; dead letters {dict(sorted(self.dead_letters.items()))}; live = rebuild = replay: "
-            f"{'yes' if self.live_rebuild_replay_equal else 'NO'}; {self.seconds:.0f} s"
-        )
+        r, d = self.report, self.redrives
+        parts = [
+            f"{self.kills} kill -9, {self.rebalances} joins and leaves",
+            f"acknowledged {r.acked}, appended {r.in_ledgers} ledger rows, dead-lettered {r.dead_lettered}",
+            f"lost {len(r.lost)}, duplicated {len(r.duplicated)}, unexpected {len(r.unexpected)}, "
+            f"order inversions {len(r.inversions)}",
+            f"cross-tenant rows {sum(self.cross_tenant.values())}",
+            f"lost races retried by the writers {self.lost_races}",
+            f"re-drives: {d.aggregates} aggregates + {d.one_by_one} one by one in {d.passes} passes, "
+            f"{d.appended} events appended, {d.lost_races} retried",
+            f"dead letters {dict(sorted(self.dead_letters.items()))}",
+            f"live = rebuild = replay: {'yes' if self.live_rebuild_replay_equal else 'NO'}",
+            f"{self.seconds:.0f} s",
+        ]
+        return "; ".join(parts)
 
 
 async def multi_writer_drill(
-    settings: Settings, run_id: str, log_dir: Path, *, seconds: float = 24, keys: int = 6, filler: int = 1200
+    settings: Settings,
+    run_id: str,
+    log_dir: Path,
+    *,
+    seconds: float = 24,
+    cycles: int = 1,
+    keys: int = 6,
+    filler: int = 1200,
 ) -> DrillResult:
-    """Load for ``seconds`` under a group of 2 writers (one killed with -9 and replaced), then 3 (one more
-    joins, one is killed and replaced, one leaves cleanly), re-drives all along; drain; check."""
+    """Load for ``seconds``; ``cycles`` times: in a group of 2 writers one is killed with -9 and replaced, a
+    third joins, one of the 3 is killed and replaced, one leaves cleanly; re-drives all along; drain; check."""
     started = time.monotonic()
     s = replace(settings, batch_max_records=50, consumer_session_timeout_ms=6000, consumer_heartbeat_interval_ms=500)
     await ensure_topics(s)
@@ -238,42 +250,38 @@ async def multi_writer_drill(
     producing = asyncio.create_task(load.run())
     redriving = asyncio.create_task(redrive_beside(s, stop))
     logs: list[Path] = []
+    writers: list[WriterProcess] = []
+    kills = rebalances = 0
 
-    def writer() -> WriterProcess:
+    async def join() -> None:
+        nonlocal rebalances
         logs.append(log_dir / f"writer{len(logs)}.log")
-        return WriterProcess(s, logs[-1])
+        writers.append(WriterProcess(s, logs[-1]))
+        await writers[-1].start()
+        rebalances += 1
 
-    writers = [writer(), writer()]
-    kills = joins = 0
+    async def kill_one() -> None:
+        nonlocal kills
+        await writers.pop(0).kill()
+        kills += 1
+
     operator = await connect(s.database_operator_url)
     try:
-        for wp in writers:
-            await wp.start()
-        step = seconds / 5
-        await asyncio.sleep(step)
-        # group of 2: kill -9 one, a new one joins
-        victim = writers.pop(0)
-        await victim.kill()
-        kills += 1
-        writers.append(writer())
-        await writers[-1].start()
-        joins += 1
-        await asyncio.sleep(step)
-        # group of 3
-        writers.append(writer())
-        await writers[-1].start()
-        joins += 1
-        await asyncio.sleep(step)
-        victim = writers.pop(0)
-        await victim.kill()
-        kills += 1
-        writers.append(writer())
-        await writers[-1].start()
-        joins += 1
-        await asyncio.sleep(step)
-        leaving = writers.pop(0)  # a clean leave: one more rebalance
-        await leaving.terminate()
-        joins += 1
+        await join()
+        await join()
+        step = seconds / (4 * cycles + 1)
+        for _ in range(cycles):
+            await asyncio.sleep(step)
+            await kill_one()  # group of 2
+            await join()
+            await asyncio.sleep(step)
+            await join()  # group of 3
+            await asyncio.sleep(step)
+            await kill_one()
+            await join()
+            await asyncio.sleep(step)
+            await writers.pop(0).terminate()  # a clean leave: back to 2
+            rebalances += 1
         await producing
         await wait_caught_up(operator, s, limit=180)
         stop.set()
@@ -304,7 +312,7 @@ async def multi_writer_drill(
         cross_tenant=cross,
         redrives=redrives,
         kills=kills,
-        joins=joins,
+        rebalances=rebalances,
         dead_letters=Counter(f"{r['reason_code']}/{r['status']}" for r in dead),
         lost_races=lost_races,
         live_rebuild_replay_equal=equal,
