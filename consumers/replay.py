@@ -502,6 +502,7 @@ class Replayer:
         return result
 
     async def _run(self, *, verify: bool, apply: bool, progress: Progress | None) -> ReplayResult:
+        self._moved = {}
         self._consumer = AIOKafkaConsumer(
             **reader_options(
                 self.settings,
