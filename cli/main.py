@@ -240,6 +240,7 @@ def _print_comparisons(comparisons: list[Any]) -> bool:
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.replay import Replayer
+    from consumers.shadow import ShadowRunBusy
     from contracts.reasons import SeleneError
 
     replayer = Replayer(
@@ -257,7 +258,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     try:
         result = await replayer.run(verify=args.verify, apply=args.apply, progress=_replay_progress)
     except SeleneError as exc:  # another shadow run holds the lock, a decode worker hung or died
-        print(file=sys.stderr)
+        print("" if isinstance(exc, ShadowRunBusy) else "\n", end="", file=sys.stderr)  # end a progress line
         print(f"replay stopped: {exc.detail}", file=sys.stderr)
         return 1
     print(file=sys.stderr)
@@ -287,6 +288,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.rebuild import Rebuilder
+    from consumers.shadow import ShadowRunBusy
     from contracts.reasons import SeleneError
 
     def progress(events: int, seconds: float) -> None:
@@ -302,7 +304,7 @@ async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             verify=args.verify, apply=args.apply, progress=progress
         )
     except SeleneError as exc:  # another shadow run holds the lock, or an appender never ended
-        print(file=sys.stderr)
+        print("" if isinstance(exc, ShadowRunBusy) else "\n", end="", file=sys.stderr)  # end a progress line
         print(f"rebuild stopped: {exc.detail}", file=sys.stderr)
         return 1
     print(file=sys.stderr)

@@ -45,7 +45,7 @@ SHADOW_LOCK = (0x5E1E, 0x5AD0)
 TRY_SHADOW_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
 SET_APPLICATION_NAME = "SELECT set_config('application_name', $1, false)"
 SHADOW_LOCK_HOLDER = """
-SELECT a.pid, a.application_name, a.client_addr::text AS client_addr, a.usename, a.backend_start
+SELECT a.pid, a.application_name, host(a.client_addr) AS client_addr, a.usename, a.backend_start
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 2
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())

@@ -197,8 +197,9 @@ async def test_one_shadow_run_at_a_time(topics: Settings, run_id: str) -> None:
             await Rebuilder(topics).run(verify=True, apply=False)
         done = run_cli(topics, "rebuild", "--verify")
         assert done.returncode == 1, (done.stdout, done.stderr)
-        last = done.stderr.strip().splitlines()[-1]
-        assert last.startswith("rebuild stopped: another shadow run holds the lock: selene-ledger rebuild pid"), last
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1, done.stderr
+        assert lines[0].startswith("rebuild stopped: another shadow run holds the lock: selene-ledger rebuild pid")
         assert done.stdout == ""
     # Released with its run.
     assert (await Rebuilder(topics, tenant=w.foundation[0].tenant_id).run(verify=True, apply=False)).equal
