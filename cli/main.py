@@ -203,6 +203,12 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print("dead letters by reason:")
     for d in data["dead_letters"]:
         print(f"  {d['reason_code']} {d['status']} {d['n']}")
+    print("batches the writer had to retry (isolated: written event by event after the retry limit):")
+    for r in data["writer_retries"]:
+        print(
+            f"  {r['topic']}[{r['partition']}] retries {r['batch_retries']} isolated {r['batch_isolations']} "
+            f"last {r['last_retry_reason']} at {r['last_retry_at']:%Y-%m-%d %H:%M:%S%z} owner {r['owner_id']}"
+        )
     return 0
 
 

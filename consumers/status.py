@@ -141,4 +141,5 @@ async def status(settings: Settings, conn: asyncpg.Connection) -> dict[str, Any]
         "total_lag": sum(x.lag for x in lags),
         "ledgers": await ledger_counts(conn),
         "dead_letters": await counts_by_reason(conn),
+        "writer_retries": await writer_retries(conn, settings.consumer_group),
     }

@@ -1,6 +1,6 @@
 """A batch that keeps failing the same way for a reason its data may cause is isolated event by event, on real
 Kafka and PostgreSQL (issue 13 item 5): the event behind the failure becomes a dead letter with its reason, the
-others land.
+others land, and the retries show in ``status``.
 
 No real input is left that makes the insert skip a row the dedupe look-up did not find (derived rows are now
 checked like published ones), so the test makes one: a trigger that silently drops one tenant's audit rows,
@@ -10,6 +10,7 @@ exactly what ``ON CONFLICT DO NOTHING`` does with a row held by a key the look-u
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -18,11 +19,12 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from consumers.status import status
 from consumers.writer import LedgerWriter, WriterStats
 from contracts.audit import AuditRecordedEvent
 from contracts.envelope import LedgerEvent, new_event
 from contracts.settings import Settings
-from tests.e2e.helpers import publish
+from tests.e2e.helpers import CLI, cli_env, publish
 
 pytestmark = pytest.mark.e2e
 MAX_RETRIES = 3
@@ -98,3 +100,21 @@ async def test_a_batch_failing_the_same_way_is_isolated_and_the_rest_lands(
     assert Counter(reason for reason, _ in verdicts.values()) == Counter(
         {"CONCURRENT_APPEND": 2, "HELD_BEHIND_DEAD_LETTER": 1}
     )
+
+    # status shows the retries and the isolation, with the reason, on the partitions concerned.
+    report = await status(settings, operator_db)
+    assert report["total_lag"] == 0
+    retried = report["writer_retries"]
+    assert retried, report
+    assert sum(r["batch_isolations"] for r in retried) >= 1
+    assert max(r["batch_retries"] for r in retried) >= MAX_RETRIES
+    assert {r["last_retry_reason"] for r in retried} == {"CONCURRENT_APPEND"}
+    assert all(r["last_retry_at"] is not None for r in retried)
+    # Counted on the partitions the failing batch held records of, not on every partition the writer owns.
+    assert {r["topic"] for r in retried} == {bad.spec.topic(settings.topic_prefix)}, retried
+    # ... and so does the command an operator runs.
+    cli = await asyncio.to_thread(
+        subprocess.run, [*CLI, "status"], env=cli_env(settings), capture_output=True, text=True, timeout=120, check=True
+    )
+    shown = [line for line in cli.stdout.splitlines() if "last CONCURRENT_APPEND" in line]
+    assert len(shown) == len(retried) and all(" isolated " in line for line in shown), cli.stdout
