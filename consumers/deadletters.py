@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from consumers.pipeline import BatchResult, Pipeline, Record, _is_data_error, headers_from_bytes, headers_json
+from consumers.shadow import admit_redrive
 
 LIST = """
 SELECT dead_letter_id, source_topic, source_partition, source_offset, ledger, tenant_id, aggregate_key,
@@ -113,6 +114,7 @@ async def redrive(conn: asyncpg.Connection, pipeline: Pipeline, topic: str, aggr
     """Re-apply one aggregate's blocked events, in order, exactly once (see the module docstring)."""
     report = RedriveReport(topic, aggregate_key)
     async with conn.transaction():
+        await admit_redrive(conn)  # not while a replay or rebuild compares or swaps
         await conn.fetch(LOCK_BLOCKERS, topic, aggregate_key)
         rows = await conn.fetch(SELECT_AGGREGATE, topic, aggregate_key)
         if rows:
@@ -124,6 +126,7 @@ async def redrive_one(conn: asyncpg.Connection, pipeline: Pipeline, dead_letter_
     """Re-apply one non-blocking dead letter (REJECTED, e.g. a reference that exists now); an OPEN or HELD
     one re-drives its whole aggregate in order. None when there is nothing to re-drive."""
     async with conn.transaction():
+        await admit_redrive(conn)  # not while a replay or rebuild compares or swaps
         row = await conn.fetchrow(SELECT_ONE, dead_letter_id)
         if row is None or row["status"] in ("REDRIVEN", "DISCARDED"):
             return None

@@ -5,7 +5,8 @@ operator role, which reads every tenant), and feeds the shadow builder: the live
 the shadow tables. ``--verify`` then compares with live; ``--apply`` swaps the rebuilt rows in.
 
 Exactness while the writer runs: before the final catch-up the writers of the group are paused by locking
-their offset rows (each batch transaction starts by locking them), the shadow catches up with every ledger
+their offset rows (each batch transaction starts by locking them) and re-drives by closing their gate
+(``consumers.shadow.pause_redrives``), the shadow catches up with every ledger
 row committed so far, the comparison or the swap runs, and the lock is released. Readers never see a
 half-applied swap: it is one transaction.
 
@@ -33,7 +34,14 @@ from pydantic import ValidationError
 from consumers.db import connect
 from consumers.ledger import LedgerTable, event_from_row
 from consumers.pipeline import SET_TENANT_SCOPE, Pipeline
-from consumers.shadow import ShadowBuilder, TableComparison, compare, projection_tables, shadow_run
+from consumers.shadow import (
+    ShadowBuilder,
+    TableComparison,
+    compare,
+    pause_redrives,
+    projection_tables,
+    shadow_run,
+)
 from contracts.reasons import SeleneError
 from contracts.settings import Settings
 
@@ -183,6 +191,7 @@ class Rebuilder:
             await self.catch_up(operator, writer, progress)
             async with pauser.transaction():
                 await pause_writers(pauser, self.settings.consumer_group)
+                await pause_redrives(pauser)
                 await self.catch_up(operator, writer, progress)
                 if verify or apply:
                     async with operator.transaction(isolation="repeatable_read", readonly=True):

@@ -30,8 +30,10 @@ offset ranges it covers, not loaded whole; unaccounted and mismatched records ar
 ``examples`` of each kept for the report.
 
 Exact while the writer runs: replay first catches up to the live offsets read at start, then pauses the
-writers (locking their offset rows, which every batch transaction locks first), reads the live offsets
-again, replays the small remainder, and compares or swaps while they wait.
+writers (locking their offset rows, which every batch transaction locks first) and re-drives (closing their
+gate, ``consumers.shadow.pause_redrives``), reads the live offsets again, replays the small remainder, and
+compares or swaps while they wait. A re-drive that lands while the bulk is read may be of a record replay
+already skipped as a dead letter: such re-drives are counted (``redriven_during``), and apply refuses.
 
 Fast: decoding (validation, canonical payload, content hash) is most of replay's work, so it runs in
 ``replay_decode_workers`` processes (``consumers.decode_workers``; env ``SELENE_REPLAY_DECODE_WORKERS``, 0 to
@@ -57,7 +59,14 @@ from consumers.ledger import LedgerRow, LedgerTable
 from consumers.offsets import stored_offsets
 from consumers.pipeline import Pipeline, Record
 from consumers.rebuild import pause_writers, swap_in
-from consumers.shadow import ShadowBuilder, TableComparison, compare, projection_tables, shadow_run
+from consumers.shadow import (
+    ShadowBuilder,
+    TableComparison,
+    compare,
+    pause_redrives,
+    projection_tables,
+    shadow_run,
+)
 from contracts.envelope import LEDGERS, LedgerEvent
 from contracts.reasons import SeleneError
 from contracts.settings import Settings
@@ -95,10 +104,21 @@ LEFT JOIN {table} l ON d.status = 'REDRIVEN' AND l.tenant_id = d.tenant_id AND l
 #: Fetches read and being decoded ahead of the one being applied: enough to keep the decode workers busy
 #: while this process applies, few enough to bound memory (a fetch is up to ``Replayer.batch`` records).
 READ_AHEAD = 2
+# A second back: a re-drive's ``resolved_at`` is its transaction's start, just before it passes the gate.
+REDRIVE_CLOCK = "SELECT clock_timestamp() - interval '1 second'"
+REDRIVEN_SINCE = """
+SELECT count(*) FROM selene_ops.dead_letters
+WHERE source_topic = ANY($1::text[]) AND status = 'REDRIVEN' AND resolved_at >= $2
+  AND ($3::text IS NULL OR tenant_id = $3)
+"""
 #: Unaccounted and mismatched records kept as examples for the report (all are counted).
 EXAMPLES = 100
 Progress = Callable[["ReplayStats"], None]
 Offsets = dict[tuple[str, int], int]
+
+
+class ReplayInexact(SeleneError):
+    """Something changed under the replay in a way it could not follow: apply refused, run it again."""
 
 
 class ReplayScopeRefused(SeleneError):
@@ -152,6 +172,9 @@ class ReplayResult:
     comparisons: list[TableComparison] = field(default_factory=list)
     applied: bool = False
     seconds: float = 0.0
+    #: dead letters re-driven while the replay read (before the final pause): a re-drive of a record replay had
+    #: already passed is missing from the shadow, so a difference may come from them
+    redriven_during: int = 0
 
     @property
     def equal(self) -> bool:
@@ -532,7 +555,12 @@ class Replayer:
             self._consumer.assign(tps)
             start, target = await self._bounds(tps)
             exact = (verify or apply) and not self.as_of
+            since = None
             if exact:  # bulk up to what the writer committed so far; the rest while it is paused
+                # Re-drives in flight finish first; one that lands while the bulk runs is counted below.
+                since = await pauser.fetchval(REDRIVE_CLOCK)
+                async with pauser.transaction():
+                    await pause_redrives(pauser)
                 live = await stored_offsets(operator, self.settings.consumer_group)
                 target = {k: min(v, live.get(k, 0)) for k, v in target.items()}
             position = dict(start)
@@ -545,14 +573,23 @@ class Replayer:
                 async with pauser.transaction():
                     if exact:
                         await pause_writers(pauser, self.settings.consumer_group)
+                        await pause_redrives(pauser)
                         live = await stored_offsets(pauser, self.settings.consumer_group)
                         final = {k: live.get(k, 0) for k in target}
                         self.stats.total += sum(max(0, final[k] - position[k]) for k in final)
                         await self._read_to(operator, writer, position, final, progress)
                         result.target = final
+                        result.redriven_during = await operator.fetchval(
+                            REDRIVEN_SINCE, list(self.tables), since, self.tenant
+                        )
                     async with operator.transaction(isolation="repeatable_read", readonly=True):
                         result.comparisons = await compare(operator, projection_tables(self.pipeline), self.tenant)
                     if apply:
+                        if result.redriven_during:
+                            raise ReplayInexact(
+                                f"{result.redriven_during} dead letters were re-driven while this replay ran, "
+                                "perhaps after it passed them; live is left as it was: run it again"
+                            )
                         async with writer.transaction():
                             await swap_in(writer, operator, self.pipeline, self.tenant)
                         result.applied = True

@@ -52,6 +52,25 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1 AND l.objid = $2 
 """
 
 
+# Re-drives append beside a paused writer: they pass this gate (shared, for their transaction) and a shadow
+# run's final phase closes it (exclusive, for its pause), so no re-drive lands between the shadow's last
+# catch-up and its compare or swap (a swap would otherwise drop the re-drive's projection change from live).
+REDRIVE_GATE = (0x5E1E, 0x5AD1)
+PASS_REDRIVE_GATE = "SELECT pg_advisory_xact_lock_shared($1, $2)"
+CLOSE_REDRIVE_GATE = "SELECT pg_advisory_xact_lock($1, $2)"
+
+
+async def admit_redrive(conn: asyncpg.Connection) -> None:
+    """First in a re-drive's transaction: wait while a shadow run's final phase holds the gate closed."""
+    await conn.execute(PASS_REDRIVE_GATE, *REDRIVE_GATE)
+
+
+async def pause_redrives(conn: asyncpg.Connection) -> None:
+    """In a shadow run's pause transaction (after pausing the writers): wait for re-drives in flight, keep
+    new ones waiting until the transaction ends."""
+    await conn.execute(CLOSE_REDRIVE_GATE, *REDRIVE_GATE)
+
+
 class ShadowRunBusy(SeleneError):
     """Another replay or rebuild is running on this database: the shadow tables are its."""
 

@@ -15,6 +15,7 @@ import pytest
 
 from cli.workload import RawRecord, build
 from consumers import deadletters
+from consumers import rebuild as rebuild_module
 from consumers.db import connect
 from consumers.pipeline import Pipeline, Record
 from consumers.rebuild import Rebuilder
@@ -131,6 +132,49 @@ async def test_rebuild_reads_a_row_that_commits_after_rebuild_passed_its_id(
     shadow = await rows_of(operator_db, tenant, shadow=True)
     assert any(f"late-{run_id}" in r for r in shadow["os_core.identities"]), shadow
     assert rebuilt.equal, [c for c in rebuilt.comparisons if not c.equal]
+
+
+async def test_a_redrive_waits_while_a_rebuild_compares_and_swaps(
+    topics: Settings, run_id: str, operator_db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers are paused for a shadow run's final catch-up, compare and swap; re-drives must be too: one that
+    landed in between was missing from the shadow, so the swap dropped its projection change from live (its
+    ledger row stayed). A re-drive started right before the compare (which is slowed down here) waits."""
+    tenant, user, device = f"tenant-{run_id}", f"user-{run_id}", f"dev-{run_id}"
+    registered = foundation(
+        DeviceRegisteredEvent, tenant, reason_code="DEVICE_BOUND", user_id=user, device_id=device, device_type="phone"
+    )
+    identity = foundation(IdentityUpsertedEvent, tenant, reason_code="IDENTITY_CREATED", user_id=user)
+    await publish(topics, [registered, identity])
+    await drain(topics)
+    dead_id = await operator_db.fetchval(
+        "SELECT dead_letter_id FROM selene_ops.dead_letters WHERE event_uuid = $1", registered.event_id
+    )
+    redriver = await connect(topics.database_url)
+    redrives: list[asyncio.Task[Any]] = []
+    waited: list[bool] = []
+    real_compare = rebuild_module.compare
+
+    async def slow_compare(conn: asyncpg.Connection, *args: Any) -> Any:
+        redrives.append(asyncio.create_task(deadletters.redrive_one(redriver, Pipeline(topics), dead_id)))
+        await asyncio.sleep(1.0)
+        waited.append(not redrives[0].done())
+        return await real_compare(conn, *args)
+
+    monkeypatch.setattr(rebuild_module, "compare", slow_compare)
+    try:
+        rebuilt = await Rebuilder(topics, tenant=tenant).run(verify=True, apply=True)
+        report = await asyncio.wait_for(redrives[0], 30)
+    finally:
+        await redriver.close()
+    assert report is not None and report.redriven == 1
+    assert waited == [True]
+    assert rebuilt.equal, [c for c in rebuilt.comparisons if not c.equal]
+    live = await rows_of(operator_db, tenant)
+    assert len(live["os_core.devices"]) == 1, live  # the re-drive's change survived the swap
+    monkeypatch.undo()
+    again = await Rebuilder(topics, tenant=tenant).run(verify=True, apply=False)
+    assert again.equal, [c for c in again.comparisons if not c.equal]
 
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
