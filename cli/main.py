@@ -280,6 +280,11 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  UNACCOUNTED (neither in a ledger nor a dead letter): {u}")
     for m in s.mismatched_content[:10]:
         print(f"  CONTENT MISMATCH between topic and ledger: {m}")
+    if result.redriven_during:
+        print(
+            f"  note: {result.redriven_during} dead letters were re-driven while this replay read; a difference "
+            "may come from them: run it again"
+        )
     if s.unaccounted_count > 10 or s.mismatched_count > 10:
         print(f"  ... in all: {s.unaccounted_count} unaccounted, {s.mismatched_count} content mismatches")
     ok = True
