@@ -468,10 +468,15 @@ class Pipeline:
             return
         now = datetime.now(UTC)
 
-        def ts(i: Item) -> datetime:
+        def ts(i: Item) -> datetime | None:
             if i.record.timestamp_ms is None or i.record.timestamp_ms < 0:
                 return now
-            return datetime.fromtimestamp(i.record.timestamp_ms / 1000, UTC)
+            try:
+                return datetime.fromtimestamp(i.record.timestamp_ms / 1000, UTC)
+            except (ValueError, OverflowError, OSError):
+                # A producer's timestamp past year 9999 (a broker whose message.timestamp.after.max.ms allows
+                # it): no Python datetime holds it, and the dead letter must not fail on it. Stored as NULL.
+                return None
 
         def tenant(i: Item) -> str | None:
             # The tenant a record proves: its event's, once the key and headers agreed with it. A record that

@@ -11,6 +11,7 @@ under the key's tenant, where that tenant's reader role could read the other ten
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
@@ -21,6 +22,9 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import InvalidTimestampError
 
 from consumers import deadletters
 from consumers.pipeline import Pipeline, headers_from_bytes
@@ -60,7 +64,9 @@ def _raw(event: LedgerEvent, **changes: Any) -> Raw:
     return key, json.dumps(doc).encode(), headers
 
 
-async def _send(settings: Settings, ledger: str, records: Sequence[Raw]) -> list[int]:
+async def _send(
+    settings: Settings, ledger: str, records: Sequence[Raw], timestamps: Sequence[int | None] = ()
+) -> list[int]:
     """Send the records as they are, in order, to ``ledger``'s topic; returns their offsets."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", **settings.kafka_security.client_kwargs()
@@ -68,7 +74,11 @@ async def _send(settings: Settings, ledger: str, records: Sequence[Raw]) -> list
     await producer.start()
     try:
         topic = LEDGERS[ledger].topic(settings.topic_prefix)
-        sent = [await producer.send_and_wait(topic, v, key=k, headers=list(h)) for k, v, h in records]
+        when = list(timestamps) or [None] * len(records)
+        sent = [
+            await producer.send_and_wait(topic, v, key=k, headers=list(h), timestamp_ms=t)
+            for (k, v, h), t in zip(records, when, strict=True)
+        ]
     finally:
         await producer.stop()
     return [md.offset for md in sent]
@@ -229,3 +239,37 @@ async def test_tenant_mismatch_dead_letter_is_visible_to_operators_only(
     letters = await _letters(operator_db, topics)
     assert len(letters) == 3 and {r["tenant_id"] for r in letters} == {None}
     assert {r["raw_value"] for r in letters} == {by_key[1], by_header[1], undecodable[1]}
+
+
+async def test_a_record_timestamp_past_year_9999_is_a_dead_letter_not_a_crash(
+    topics: Settings, operator_db: asyncpg.Connection, run_id: str
+) -> None:
+    """A producer's CreateTime is content too. Kafka 4 refuses timestamps more than an hour ahead by default
+    (``message.timestamp.after.max.ms``), older brokers and a topic configured otherwise do not; no Python
+    datetime holds one past year 9999 (the dead letter's INSERT raised ``ValueError`` before)."""
+    topic = LEDGERS["audit_events"].topic(topics.topic_prefix)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=topics.kafka_bootstrap_servers, **topics.kafka_security.client_kwargs()
+    )
+    await admin.start()
+    try:
+        limit = {"message.timestamp.after.max.ms": str(2**63 - 1)}
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=limit)])
+    finally:
+        await admin.close()
+    tenant = f"bb{run_id}"
+    good = _audit(tenant)
+    far = [10**15, 2**62]  # years 33658 and 146,140,482
+    records: list[Raw] = [(f"{tenant}/x{i}".encode(), b"not json", []) for i in range(len(far))]
+    for _ in range(50):  # the broker applies a topic's new configuration a moment after it answered
+        try:
+            await _send(topics, "audit_events", records[:1], far[:1])
+            break
+        except InvalidTimestampError:
+            await asyncio.sleep(0.2)
+    await _send(topics, "audit_events", [*records[1:], _raw(good)], [*far[1:], None])
+    stats = await LedgerWriter(topics).run(until_caught_up=True)
+    assert stats.result.dead_lettered == Counter({"EVENT_UNDECODABLE": 2})
+    assert await _count(operator_db, good) == 1
+    letters = await _letters(operator_db, topics)
+    assert [(r["raw_key"], r["kafka_timestamp"]) for r in letters] == [(k, None) for k, _, _ in records]
