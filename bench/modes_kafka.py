@@ -138,7 +138,7 @@ async def run_replay(spec: Spec) -> Result:
         result = await Replayer(spec.settings).run()
         s = result.stats
         read, applied, duplicates = read + s.read, applied + s.applied, duplicates + s.duplicates
-        unaccounted += len(s.unaccounted)
+        unaccounted += s.unaccounted_count
         seconds += result.seconds
         passes += 1
     return rate_result(read, seconds, passes=passes, applied=applied, duplicates=duplicates, unaccounted=unaccounted)

@@ -9,6 +9,7 @@ readers follow the consumer's fetch position over them, not only the offsets of 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 
@@ -35,7 +36,9 @@ def reader_options(settings: Settings, **overrides: object) -> dict[str, object]
 
 class UnreadableRecords(SeleneError):
     """Kafka hands over bytes no client can get past (a corrupt batch, a CRC mismatch, a codec no library
-    decodes): not one record's content, which becomes a dead letter, but a fault of the log itself.
+    decodes, a header key that is not UTF-8, which Kafka's protocol defines as a string and aiokafka's
+    record reader refuses before any of the batch's records reach us): not one record's content, which
+    becomes a dead letter, but bytes the client library cannot parse.
 
     The writer stops with this (one line naming topic, partition and offset; the CLI exits non-zero)
     rather than skip: skipping would lose every committed record in the batch, and retrying would spin.
@@ -63,6 +66,8 @@ async def locate_unreadable(
     by ``budget_s``; past it, the report names no offset rather than guess.
     """
     deadline = time.monotonic() + budget_s
+    if not starts:
+        return UnreadableRecords(None, None, None, cause)
     consumer = AIOKafkaConsumer(**reader_options(settings, group_id=None, auto_offset_reset="earliest"))
     await consumer.start()
     try:
@@ -77,8 +82,15 @@ async def locate_unreadable(
                     break
                 try:
                     await consumer.getmany(tp, timeout_ms=1000, max_records=1)
-                except KafkaError as exc:
+                except (KafkaError, UnicodeDecodeError) as exc:
                     return UnreadableRecords(topic, partition, at, exc)
     finally:
-        await consumer.stop()
+        try:
+            await consumer.stop()
+        except asyncio.CancelledError:
+            # aiokafka's group-less coordinator re-raises the cancellation of its own helper task when it is
+            # stopped right after an assignment; only a cancellation of this task itself goes on
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
     return UnreadableRecords(None, None, None, cause)

@@ -33,7 +33,7 @@ from aiokafka.errors import KafkaError
 
 from consumers.db import create_pool, is_retriable
 from consumers.kafka import locate_unreadable, reader_options
-from consumers.offsets import Claim, OffsetStore
+from consumers.offsets import Claim, OffsetStore, stored_offsets
 from consumers.pipeline import BatchResult, Item, Pipeline, Record, _is_data_error, retry_signature
 from consumers.status import record_retries, retry_reason
 from contracts.registry import LEDGERS
@@ -219,10 +219,12 @@ class LedgerWriter:
                         raise self.fatal
                     try:
                         batch = await prefetch.take()
-                    except KafkaError as exc:
-                        if exc.retriable:
+                    except (KafkaError, UnicodeDecodeError) as exc:
+                        # (aiokafka decodes header keys as UTF-8, as Kafka's protocol defines them; a batch
+                        # holding one that is not cannot be read past: see UnreadableRecords)
+                        if isinstance(exc, KafkaError) and exc.retriable:
                             raise
-                        raise await locate_unreadable(self.settings, dict(self.positions), exc) from exc
+                        raise await locate_unreadable(self.settings, await self._resume_points(), exc) from exc
                     if batch.records:
                         idle_since = time.monotonic()
                         async with self.lock:
@@ -262,6 +264,14 @@ class LedgerWriter:
         generations = dict(self.generation)
         records = [Record.of(m) for msgs in data.values() for m in msgs]
         return Prepared(records, await self.pipeline.decode_yielding(records), generations)
+
+    async def _resume_points(self) -> dict[tuple[str, int], int]:
+        """Where each assigned partition resumes: the offsets PostgreSQL holds (0 for one never written).
+        Not ``positions``: a fetch may fail before the partitions are claimed."""
+        assert self._consumer is not None and self._pool is not None
+        async with self._pool.acquire() as proxy:
+            stored = await stored_offsets(_conn(proxy), self.settings.consumer_group)
+        return {(tp.topic, tp.partition): stored.get((tp.topic, tp.partition), 0) for tp in self._consumer.assignment()}
 
     async def _caught_up(self) -> bool:
         """True when every assigned partition's stored position reached its last stable offset: nothing
