@@ -12,12 +12,15 @@ ago is included, and an event the writer sees after the re-drive is applied norm
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
+from consumers.db import is_retriable
 from consumers.pipeline import BatchResult, Pipeline, Record, _is_data_error, headers_from_bytes, headers_json
 from consumers.shadow import admit_redrive
 
@@ -110,8 +113,34 @@ async def blocked_aggregates(conn: asyncpg.Connection) -> list[tuple[str, str]]:
     return [(r["source_topic"], r["aggregate_key"]) for r in await conn.fetch(SELECT_BLOCKED_AGGREGATES)]
 
 
+#: Attempts at one re-drive that lost a race (a projection row another writer created meanwhile, a deadlock):
+#: each attempt is one transaction, rolled back whole, and decides again on the rows as they now stand.
+REDRIVE_ATTEMPTS = 10
+_T = TypeVar("_T")
+
+
+async def _retrying(attempt: Callable[[], Awaitable[_T]]) -> _T:
+    """Run ``attempt`` again while it fails with a lost race or a passing outage (``is_retriable``), as the
+    writer retries a batch: a re-drive beside running writers must not end in a traceback for a race that a
+    second look resolves."""
+    delay = 0.05
+    for n in range(REDRIVE_ATTEMPTS):
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not is_retriable(exc) or n == REDRIVE_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
 async def redrive(conn: asyncpg.Connection, pipeline: Pipeline, topic: str, aggregate_key: str) -> RedriveReport:
     """Re-apply one aggregate's blocked events, in order, exactly once (see the module docstring)."""
+    return await _retrying(lambda: _redrive(conn, pipeline, topic, aggregate_key))
+
+
+async def _redrive(conn: asyncpg.Connection, pipeline: Pipeline, topic: str, aggregate_key: str) -> RedriveReport:
     report = RedriveReport(topic, aggregate_key)
     async with conn.transaction():
         await admit_redrive(conn)  # not while a replay or rebuild compares or swaps
@@ -125,6 +154,10 @@ async def redrive(conn: asyncpg.Connection, pipeline: Pipeline, topic: str, aggr
 async def redrive_one(conn: asyncpg.Connection, pipeline: Pipeline, dead_letter_id: int) -> RedriveReport | None:
     """Re-apply one non-blocking dead letter (REJECTED, e.g. a reference that exists now); an OPEN or HELD
     one re-drives its whole aggregate in order. None when there is nothing to re-drive."""
+    return await _retrying(lambda: _redrive_one(conn, pipeline, dead_letter_id))
+
+
+async def _redrive_one(conn: asyncpg.Connection, pipeline: Pipeline, dead_letter_id: int) -> RedriveReport | None:
     async with conn.transaction():
         await admit_redrive(conn)  # not while a replay or rebuild compares or swaps
         row = await conn.fetchrow(SELECT_ONE, dead_letter_id)
