@@ -176,8 +176,17 @@ async def test_java_idempotent_producer_retrying_lands_each_event_once_in_order(
     events = audits(tenant, 200, aggregates=20)
     # In each of 8 chunks the producer's connection is cut while produce requests are in flight: their
     # acknowledgements are lost and the producer sends the batches again (same producer id and sequence).
-    report = await java.idempotent(topics.kafka_bootstrap_servers, records(topics, events), chunks=8)
-    assert report.metrics["link-breaks"] > 0 and report.metrics["record-retry-total"] > 0, report.metrics
+    # On an idle loopback broker an answer can be read before the cut lands, so a run may retry nothing;
+    # then the scenario is run again on topics of its own (the earlier runs' topics are never drained).
+    tries: list[dict[str, float]] = []
+    for attempt in range(6):
+        topics = replace(topics, topic_prefix=f"{topics.topic_prefix}i{attempt}.")
+        await ensure_topics(topics)
+        report = await java.idempotent(topics.kafka_bootstrap_servers, records(topics, events), chunks=8)
+        tries.append(report.metrics)
+        if report.metrics["record-retry-total"] > 0:
+            break
+    assert report.metrics["link-breaks"] > 0 and report.metrics["record-retry-total"] > 0, tries
     assert report.metrics["record-error-total"] == 0, report.metrics
     # The broker recognised the resent batches: the log holds each record once (without idempotence the
     # same cuts left 209 records for 200 sends, measured), so the writer has no duplicate to absorb.

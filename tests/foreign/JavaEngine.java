@@ -209,8 +209,28 @@ public final class JavaEngine {
         System.out.println("metric link-breaks " + breaks);
     }
 
-    /** Wait until a request to a leader is in flight, then shut its connection's input: 1 if it did. */
+    /**
+     * While the chunk is unacknowledged, wait until a request to a leader is in flight and shut its
+     * connection's input, up to three times: the number of cuts made. One cut can land just after the answer
+     * was read (nothing is then retried), so a chunk gets more than one chance to lose an acknowledgement.
+     */
     private static int cutWhileInFlight(
+            NetworkClient client, Selector selector, Set<String> leaders, List<Future<RecordMetadata>> chunk)
+            throws ReflectiveOperationException, InterruptedException {
+        int cuts = 0;
+        while (cuts < 3 && !chunk.stream().allMatch(Future::isDone)) {
+            int cut = cutOnce(client, selector, leaders, chunk);
+            if (cut == 0) {
+                break;
+            }
+            cuts += cut;
+            Thread.sleep(30); // let the I/O thread see the cut and reconnect
+        }
+        return cuts;
+    }
+
+    /** Wait until a request to a leader is in flight, then shut its connection's input: 1 if it did. */
+    private static int cutOnce(
             NetworkClient client, Selector selector, Set<String> leaders, List<Future<RecordMetadata>> chunk)
             throws ReflectiveOperationException {
         long deadline = System.nanoTime() + 5_000_000_000L;
