@@ -72,3 +72,38 @@ async def test_every_ledger_has_both_append_only_triggers_with_one_reason(operat
         assert set(by_trigger) == {"append_only_row", "append_only_truncate"}, table
         assert len(set(by_trigger.values())) == 1, (table, by_trigger)
         assert next(iter(by_trigger.values())).endswith("APPEND_ONLY_VIOLATION"), (table, by_trigger)
+
+
+INDEX_DEFINITION = """
+SELECT i.indexrelid::regclass::text AS name, i.indrelid::regclass::text AS tbl, i.indisunique AS is_unique,
+       array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(n, o)
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o) AS columns
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'os_core' AND c.relname = ANY($1::text[])
+"""
+# The indices seed 001 names (section 3), and the idempotency index (section 5) under the name saying what it is.
+SEED_001_INDEXES = {
+    "os_core.ux_work_order_ledger_tenant_work_order_event": (
+        "os_core.work_order_ledger",
+        ["tenant_id", "work_order_id", "work_order_event_id"],
+    ),
+    "os_core.ux_work_order_ledger_tenant_work_order_idempotency": (
+        "os_core.work_order_ledger",
+        ["tenant_id", "work_order_id", "idempotency_key"],
+    ),
+    "os_core.ux_work_orders_current_tenant_work_order": (
+        "os_core.work_orders_current",
+        ["tenant_id", "work_order_id"],
+    ),
+    "os_core.ux_work_orders_current_tenant_correlation": (
+        "os_core.work_orders_current",
+        ["tenant_id", "correlation_id"],
+    ),
+}
+
+
+async def test_seed_001_indexes_have_the_seeds_names_and_columns(operator_db: asyncpg.Connection) -> None:
+    """Seed 001's event-replay index is on the event id, not on the idempotency key (sql/0011)."""
+    rows = await operator_db.fetch(INDEX_DEFINITION, [n.split(".", 1)[1] for n in SEED_001_INDEXES])
+    found = {r["name"]: (r["tbl"], list(r["columns"])) for r in rows if r["is_unique"]}
+    assert found == SEED_001_INDEXES
