@@ -17,7 +17,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
-from contracts.envelope import EVENT_TYPES, LEDGERS, LedgerEvent, event_tag
+from contracts.envelope import EVENT_TYPES, LEDGERS, LedgerEvent, contract_violation, event_tag
 from contracts.reasons import ContractViolation, ReasonCode
 
 HEADER_TENANT = "selene-tenant"
@@ -215,10 +215,5 @@ def _classify(exc: ValidationError) -> ContractViolation:
             f"unknown event type {raw.get('event_type')!r} for ledger {ledger!r}", ReasonCode.EVENT_UNKNOWN_TYPE
         )
     tag = str(first["loc"][0]) if first["loc"] else ""
-    spec = EVENT_TYPES[tag].spec if tag in EVENT_TYPES else None
-    for err in errors:
-        if err["loc"][1:] == ("tenant_id",) and (err["type"] == "missing" or err.get("input") in (None, "")):
-            return ContractViolation("the event has no tenant_id", ReasonCode.EVENT_TENANT_MISSING)
-    detail = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in errors[:5])
-    code = spec.contract_invalid if spec else ReasonCode.EVENT_SCHEMA_INVALID
-    return ContractViolation(detail[:2000], code)
+    code = EVENT_TYPES[tag].spec.contract_invalid if tag in EVENT_TYPES else ReasonCode.EVENT_SCHEMA_INVALID
+    return contract_violation(code, exc, loc_start=1)

@@ -25,10 +25,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     StringConstraints,
+    ValidationError,
     create_model,
 )
 
-from contracts.reasons import ReasonCode
+from contracts.reasons import ContractViolation, ReasonCode
 
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 #: An identifier (ids, keys, correlation, turn and idempotency ids) is one token: no whitespace and no control
@@ -257,9 +258,29 @@ def uuid7() -> uuid.UUID:
 
 
 def new_event(model: type[LedgerEvent], **fields: Any) -> LedgerEvent:
-    """Build an event of ``model``, filling ``event_id`` (v7), ``ledger``, ``event_type`` and version 1."""
+    """Build an event of ``model``, filling ``event_id`` (v7), ``ledger``, ``event_type`` and version 1.
+
+    Raises ``ContractViolation`` with the reason code the writer's decoder gives the same content (the
+    ledger's contract code, or ``EVENT_TENANT_MISSING``), as ``Publisher.parse`` and ``publish`` do: a caller
+    handles one error type whichever way it builds events, never pydantic's ``ValidationError``.
+    """
     fields.setdefault("event_id", uuid7())
     fields.setdefault("schema_version", 1)
     fields.setdefault("ledger", model.model_fields["ledger"].annotation.__args__[0])  # type: ignore[union-attr]
     fields.setdefault("event_type", model.model_fields["event_type"].annotation.__args__[0])  # type: ignore[union-attr]
-    return model.model_validate(fields, strict=False)
+    try:
+        return model.model_validate(fields, strict=False)
+    except ValidationError as exc:
+        raise contract_violation(model.spec.contract_invalid, exc) from exc
+
+
+def contract_violation(code: ReasonCode, exc: ValidationError, loc_start: int = 0) -> ContractViolation:
+    """A model's validation errors as the ``ContractViolation`` the writer reports: no tenant is
+    ``EVENT_TENANT_MISSING``, anything else ``code`` (the ledger's contract code) with the first errors.
+    ``loc_start`` skips the leading locations a union adds (the decoder's member tag)."""
+    errors = exc.errors(include_url=False)
+    for err in errors:
+        if err["loc"][loc_start:] == ("tenant_id",) and (err["type"] == "missing" or err.get("input") in (None, "")):
+            return ContractViolation("the event has no tenant_id", ReasonCode.EVENT_TENANT_MISSING)
+    detail = "; ".join(f"{'.'.join(map(str, e['loc'][loc_start:]))}: {e['msg']}" for e in errors[:5])
+    return ContractViolation(detail[:2000], code)

@@ -14,6 +14,7 @@ partitioner (Kafka's default, murmur2 of the key), so an aggregate's events keep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -138,9 +139,15 @@ class Publisher:
         await self.stop()
 
     async def start(self) -> None:
+        """Connect; on failure the producer is closed before ``BROKER_UNAVAILABLE`` is raised, so a caller
+        that gives up (``async with`` never reaches ``__aexit__`` then) leaves no open client behind."""
         try:
             await self._producer.start()
         except Exception as exc:
+            # aiokafka's start leaves its client and sender half-built on failure; stop() releases them
+            # (without it: "Unclosed AIOKafkaProducer" when the object is collected).
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
             raise RetriableError(f"cannot reach Kafka: {exc}", ReasonCode.BROKER_UNAVAILABLE) from exc
 
     async def stop(self) -> None:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from consumers.pipeline import Item, Pipeline, Record
 from consumers.projections.base import Rejection, RowView
@@ -23,7 +22,7 @@ from consumers.projections.work_orders import (
 from contracts.codec import encode
 from contracts.envelope import LedgerEvent, new_event
 from contracts.foundation import IdentityUpsertedEvent
-from contracts.reasons import ReasonCode, policy
+from contracts.reasons import ContractViolation, ReasonCode, policy
 from contracts.settings import Settings
 from contracts.work_orders import (
     MAX_DEDUPE_KEYS,
@@ -171,9 +170,9 @@ def test_cancel_from_non_terminal_with_reason(flow: Flow) -> None:
 
 def test_cancel_needs_a_reason_code(flow: Flow) -> None:
     # The contract refuses a cancel without a reason (the publisher never sends it) ...
-    with pytest.raises(ValidationError):
+    with pytest.raises(ContractViolation):
         flow.event(StatusChangedEvent, to_status="CANCELED")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ContractViolation):
         flow.event(WorkOrderCanceledEvent)
     # ... and the reducer refuses one that got around the contract.
     event = flow.event(StatusChangedEvent, to_status="CLARIFY")
