@@ -8,14 +8,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 COPY contracts ./contracts
 COPY producers ./producers
 COPY consumers ./consumers
 COPY sql ./sql
 COPY services ./services
 COPY cli ./cli
-RUN pip install . \
+# The runtime dependencies at the versions CI tested (constraints.txt), not whatever is newest in range.
+RUN pip install -c constraints.txt . \
     && useradd --system --no-create-home --shell /usr/sbin/nologin selene
 
 # Nothing here needs root; the writer only talks to Kafka and PostgreSQL over the network.

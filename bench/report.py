@@ -191,6 +191,15 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def chart_available() -> bool:
+    """matplotlib comes with the ``bench`` extra; without it a run's results are the JSON and markdown."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def chart(doc: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -232,8 +241,12 @@ def chart(doc: dict[str, Any], path: Path) -> None:
 def write(doc: dict[str, Any], out_dir: Path = RESULTS_DIR, stem: str | None = None) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
-    paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md", "png": out_dir / f"{stem}.png"}
+    """Write the run's JSON, markdown and (with matplotlib installed: ``pip install -e '.[bench]'``) PNG
+    chart; returns the paths written."""
+    paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md"}
     paths["json"].write_text(json.dumps(doc, indent=2, default=str) + "\n")
     paths["md"].write_text(markdown(doc))
-    chart(doc, paths["png"])
+    if chart_available():
+        paths["png"] = out_dir / f"{stem}.png"
+        chart(doc, paths["png"])
     return paths

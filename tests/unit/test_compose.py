@@ -142,4 +142,6 @@ def test_dockerfile_runs_the_cli_on_python_311_slim() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.MULTILINE)
     assert re.search(r'^ENTRYPOINT \["selene-ledger"\]$', dockerfile, re.MULTILINE)
-    assert re.search(r"^RUN pip install \.", dockerfile, re.MULTILINE)
+    # The tested versions (constraints.txt), runtime dependencies only.
+    assert re.search(r"^COPY pyproject\.toml constraints\.txt \./$", dockerfile, re.MULTILINE)
+    assert re.search(r"^RUN pip install -c constraints\.txt \. ", dockerfile, re.MULTILINE)
