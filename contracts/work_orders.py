@@ -47,6 +47,10 @@ WORK_ORDER_LEDGER = register_ledger(
 
 #: The engine id of the audit rows this slice emits (seed 001's engine header).
 ENGINE_ID = "SELENE_OS_CORE_TABLES"
+#: Seed 002's ``allowed_callers: SELENE_OS_ONLY`` on every work-order capability: the engine ids whose
+#: work-order events the writer accepts (others: ``OS_WORK_ORDER_CALLER_NOT_ALLOWED``). Not the slice's own
+#: ``ENGINE_ID``: that one names the storage engine and its audit rows, never a caller.
+ALLOWED_CALLERS: frozenset[str] = frozenset({"SELENE_OS"})
 
 WorkOrderStatus = Literal["DRAFT", "CLARIFY", "CONFIRM", "EXECUTING", "DONE", "FAILED", "CANCELED"]
 PENDING_STATUSES: frozenset[str] = frozenset({"DRAFT", "CLARIFY", "CONFIRM"})
@@ -92,9 +96,13 @@ class WorkOrderPayload(Payload):
 
 
 class WorkOrderLedgerEventInput(LedgerEvent):
-    """The typed input of ``OS_WORK_ORDER_LEDGER_APPEND``: the envelope of every work-order event."""
+    """The typed input of ``OS_WORK_ORDER_LEDGER_APPEND``: the envelope of every work-order event.
+
+    ``turn_id`` is required: seeds 001 (section 6) and 002 list it among the audit correlation keys of every
+    append and cancel, and the PH1.J row each event gets carries the event's turn id."""
 
     payload: WorkOrderPayload
+    turn_id: Ident
 
 
 class WorkOrderCreated(WorkOrderPayload):
@@ -255,6 +263,8 @@ class WorkOrderAuditEvent(LedgerEvent):
     tenant, correlation and turn ids, and a derived event id (see consumers.projections.work_orders)."""
 
     engine_id: Literal["SELENE_OS_CORE_TABLES"]
+    #: a correlation key of the audit rows of work-order appends and cancels (seeds 001 section 6 and 002).
+    turn_id: Ident
 
 
 class WorkOrderAudited(AuditPayload):

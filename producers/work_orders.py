@@ -55,12 +55,13 @@ class WorkOrderWriter:
         reason_code: str,
         idempotency_key: str,
         *,
-        turn_id: str | None = None,
+        turn_id: str,
         occurred_at: datetime | None = None,
     ) -> Canceled:
         """WORKORDER_CANCEL: append ``WORK_ORDER_CANCELED`` on the work order's own thread and return once it is
         written. Raises ``WriteRefused`` (``OS_WORK_ORDER_CANCEL_INVALID_STATE``) if the work order is already
-        terminal, and ``SeleneError`` if it does not exist or the key was used for another event."""
+        terminal, and ``SeleneError`` if it does not exist or the key was used for another event. ``turn_id`` is
+        required: seeds 001 and 002 list it among the audit correlation keys of a cancel."""
         correlation_id = await self._correlation(tenant_id, work_order_id)
         event = new_event(
             WorkOrderCanceledEvent,

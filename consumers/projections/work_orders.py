@@ -5,8 +5,9 @@
 
 - the status machine (``contracts.work_orders.TRANSITIONS``); cancel only from a non-terminal status and
   with a reason code, else ``OS_WORK_ORDER_CANCEL_INVALID_STATE`` and nothing changes;
-- never ask twice: a prompt for a field already known (``fields_json``, prefilled context, or a resolved
-  clarification/conflict), a second prompt about the same conflict, or a repeated ``prompt_dedupe_key``
+- never ask twice: a missing-field prompt for a field already known (``fields_json``, prefilled context, or a
+  resolved clarification), a conflict prompt once that field's conflict was asked (or resolved), or a
+  repeated ``prompt_dedupe_key``
   while the work order's state has not changed since that key was used, is refused with
   ``OS_WORK_ORDER_PROMPT_SUPPRESSED``;
 - the external approval wait: while an approval is pending, one wait notice; further notices and prompts
@@ -34,6 +35,7 @@ from consumers.tables import Row, TableSpec
 from contracts.envelope import LedgerEvent, new_event
 from contracts.reasons import ReasonCode
 from contracts.work_orders import (
+    ALLOWED_CALLERS,
     ENGINE_ID,
     MAX_DEDUPE_KEYS,
     MAX_FIELDS,
@@ -197,6 +199,14 @@ class WorkOrderProjection(Projection):
 
     def apply(self, view: RowView, event: LedgerEvent) -> None:
         p = _wo(event)
+        if event.engine_id not in ALLOWED_CALLERS:
+            # Here rather than in the contract: a contract failure blocks the work order, and another engine's
+            # event must not hold Selene OS's own events behind it; and the refusal names the rule.
+            raise Rejection(
+                ReasonCode.OS_WORK_ORDER_CALLER_NOT_ALLOWED,
+                f"engine {event.engine_id} may not publish {event.event_type} for work order {p.work_order_id}: "
+                f"the work-order capabilities allow {', '.join(sorted(ALLOWED_CALLERS))} only (SELENE_OS_ONLY)",
+            )
         wo = view.get(WORK_ORDERS, (p.work_order_id,))
         if wo is not None and wo["tenant_id"] != event.tenant_id:
             raise Rejection(
@@ -305,13 +315,17 @@ class WorkOrderProjection(Projection):
                 f"waiting for approval; no prompt for {p.field_key}",
             )
         field, suppressed = p.field_key, ReasonCode.OS_WORK_ORDER_PROMPT_SUPPRESSED
-        if field in wo["resolved_fields_json"]:
+        resolved = wo["resolved_fields_json"].get(field)
+        # A resolved field is never asked as missing; a conflict only once its conflict was resolved: one that
+        # appears after a missing-field clarification is asked once (seed 001, rule 3).
+        if resolved is not None and (p.kind == "MISSING_FIELD" or resolved["kind"] == "CONFLICT"):
             raise _refuse(suppressed, wo, f"{field} was resolved already")
         known = field in wo["fields_json"] or field in wo["prefilled_json"]
         if p.kind == "MISSING_FIELD" and known:
             raise _refuse(suppressed, wo, f"{field} is known already")
         asked = wo["asked_fields_json"].get(field)
-        if p.kind == "CONFLICT" and asked is not None and asked["kind"] == "CONFLICT":
+        conflict_asked = asked is not None and asked["kind"] == "CONFLICT"
+        if p.kind == "CONFLICT" and conflict_asked:
             raise _refuse(suppressed, wo, f"the conflict on {field} was asked once already")
         keys = dict(wo["prompt_dedupe_keys_json"])
         if keys.get(p.prompt_dedupe_key) == wo["state_version"]:
@@ -324,7 +338,15 @@ class WorkOrderProjection(Projection):
             **wo,
             "asked_fields_json": _bounded(
                 "asked_fields_json",
-                {**wo["asked_fields_json"], field: {"asked_at": _iso(at), "attempts": attempts, "kind": p.kind}},
+                # "kind" stays CONFLICT once the field's conflict was asked, so it is never asked twice.
+                {
+                    **wo["asked_fields_json"],
+                    field: {
+                        "asked_at": _iso(at),
+                        "attempts": attempts,
+                        "kind": "CONFLICT" if conflict_asked else p.kind,
+                    },
+                },
                 MAX_FIELDS,
             ),
             "prompt_dedupe_keys_json": _bounded("prompt_dedupe_keys_json", keys, MAX_DEDUPE_KEYS),

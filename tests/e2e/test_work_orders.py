@@ -62,6 +62,7 @@ class WorkOrder:
 
     def __init__(self, tenant: str, wo: str, corr: str | None = None, start: datetime | None = None) -> None:
         self.tenant, self.wo, self.corr = tenant, wo, corr or f"thread-{wo}"
+        self.engine = "SELENE_OS"
         self.at = start or datetime.now(UTC) - timedelta(hours=1)
         self.n = 0
 
@@ -73,7 +74,7 @@ class WorkOrder:
         return new_event(
             model,
             tenant_id=self.tenant,
-            engine_id="SELENE_OS",
+            engine_id=self.engine,
             correlation_id=self.corr,
             turn_id=f"turn-{self.n}",
             idempotency_key=key or f"{self.wo}-{self.n}",
@@ -445,6 +446,57 @@ async def test_invalid_cancel_refused_without_blocking(
     assert stats.result.dead_lettered == Counter({"OS_WORK_ORDER_CONTRACT_VALIDATION_FAILED": 1})
 
 
+async def test_only_selene_os_may_publish_work_order_events(
+    topics: Settings, operator_db: asyncpg.Connection, reader_db: asyncpg.Connection, run_id: str
+) -> None:
+    """Seed 002: the work-order capabilities allow SELENE_OS_ONLY. Another engine's appends and cancels, on a
+    work order of Selene OS's or a new one, are dead-lettered with OS_WORK_ORDER_CALLER_NOT_ALLOWED, reach no
+    table of the slice nor the audit ledger, and do not hold Selene OS's own events behind them."""
+    tenant = f"t-{run_id}"
+    wo = WorkOrder(tenant, f"wo-{run_id}")
+    foreign = WorkOrder(tenant, wo.wo, wo.corr)
+    foreign.engine = "PH1.NLP"
+    stranger = WorkOrder(tenant, f"wo-stranger-{run_id}")
+    stranger.engine = "SELENE_OS_CORE_TABLES"  # the storage engine's name is not a caller either
+    theirs = [
+        foreign(FieldsSetEvent, "hijack-fields", fields={"party_size": 99}),
+        foreign(WorkOrderCanceledEvent, "hijack-cancel", reason_code="HIJACKED"),
+        stranger.create("u-9"),
+    ]
+    ours = [wo.create(), wo(FieldsSetEvent, fields={"party_size": 2})]
+    await publish(topics, [ours[0], *theirs, ours[1]])
+    stats = await drain(topics)
+    assert stats.result.appended == 2
+    assert stats.result.dead_lettered == Counter({"OS_WORK_ORDER_CALLER_NOT_ALLOWED": 3})
+    dead = await dead_letters(operator_db, topics)
+    assert [(d["event_uuid"], d["reason_code"], d["status"], d["blocks"]) for d in dead] == [
+        (e.event_id, "OS_WORK_ORDER_CALLER_NOT_ALLOWED", "REJECTED", False) for e in theirs
+    ]
+    repo = WorkOrderReader(reader_db)
+    assert [(e.event_type, e.engine_id) for e in await repo.ledger(tenant, wo.wo)] == [
+        ("WORK_ORDER_CREATED", "SELENE_OS"),
+        ("FIELDS_SET", "SELENE_OS"),
+    ]
+    current = await repo.current(tenant, wo.wo)
+    assert current is not None and (current.status, current.fields_json) == ("DRAFT", {"party_size": 2})
+    assert await repo.current(tenant, stranger.wo) is None
+    for table in WO_TABLES:
+        rows = await operator_db.fetchval(
+            f"SELECT count(*) FROM {table} WHERE tenant_id = $1 AND work_order_id = $2", tenant, stranger.wo
+        )
+        assert rows == 0, table
+    assert (
+        await operator_db.fetchval(
+            "SELECT count(*) FROM os_core.work_order_ledger WHERE tenant_id = $1 AND engine_id <> 'SELENE_OS'", tenant
+        )
+        == 0
+    )
+    assert [r["event_type"] for r in await audit_rows(operator_db, tenant)] == [
+        "WORK_ORDER_CREATED",
+        "WORK_ORDER_FIELDS_SET",
+    ]
+
+
 async def test_audit_emitted_once_per_append_also_after_redelivery_and_redrive(
     topics: Settings, operator_db: asyncpg.Connection, run_id: str
 ) -> None:
@@ -583,15 +635,15 @@ async def test_repositories_append_and_cancel_capabilities(
             canceled = await writes.cancel(tenant, wo.wo, "USER_CANCELED", "cancel-1", turn_id="turn-9")
             assert (canceled.work_order_id, canceled.status) == (wo.wo, "CANCELED")
             assert canceled.last_event_id > written.event_id
-            assert await writes.cancel(tenant, wo.wo, "USER_CANCELED", "cancel-1") == canceled
+            assert await writes.cancel(tenant, wo.wo, "USER_CANCELED", "cancel-1", turn_id="turn-10") == canceled
             with pytest.raises(WriteRefused) as twice:
-                await writes.cancel(tenant, wo.wo, "USER_CANCELED", "cancel-2")
+                await writes.cancel(tenant, wo.wo, "USER_CANCELED", "cancel-2", turn_id="turn-12")
             assert twice.value.reason_code == ReasonCode.OS_WORK_ORDER_CANCEL_INVALID_STATE
             with pytest.raises(SeleneError) as unknown:
-                await writes.cancel(tenant, "no-such-work-order", "USER_CANCELED", "cancel-3")
+                await writes.cancel(tenant, "no-such-work-order", "USER_CANCELED", "cancel-3", turn_id="turn-13")
             assert unknown.value.reason_code == ReasonCode.OS_WORK_ORDER_NOT_FOUND
             with pytest.raises(SeleneError) as other_tenant:
-                await writes.cancel(f"other-{tenant}", wo.wo, "USER_CANCELED", "cancel-4")
+                await writes.cancel(f"other-{tenant}", wo.wo, "USER_CANCELED", "cancel-4", turn_id="turn-14")
             assert other_tenant.value.reason_code == ReasonCode.OS_WORK_ORDER_NOT_FOUND
     finally:
         stop.set()

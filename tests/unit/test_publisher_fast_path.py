@@ -181,6 +181,7 @@ def _event(model: Any, engine_id: str, payload: Any) -> Any:
         tenant_id="t1",
         engine_id=engine_id,
         correlation_id="c-1",
+        turn_id="turn-1",  # required of work-order events, accepted by every other
         occurred_at=datetime(2025, 1, 1, tzinfo=UTC),
         payload=payload,
     )

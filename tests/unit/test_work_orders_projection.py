@@ -3,6 +3,7 @@ and the PH1.J audit emission, driven exactly as the pipeline drives them (apply,
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -25,7 +26,10 @@ from contracts.foundation import IdentityUpsertedEvent
 from contracts.reasons import ContractViolation, ReasonCode, policy
 from contracts.settings import Settings
 from contracts.work_orders import (
+    ALLOWED_CALLERS,
     MAX_DEDUPE_KEYS,
+    WORK_ORDER_AUDIT_MODELS,
+    WORK_ORDER_EVENT_MODELS,
     ClarificationResolvedEvent,
     ExternalApprovalAnsweredEvent,
     ExternalApprovalRequestedEvent,
@@ -51,6 +55,7 @@ class Flow:
     def __init__(self, wo: str = "wo-1", tenant: str = "tenant-a", corr: str = "thread-1") -> None:
         self.view = RowView({})
         self.wo, self.tenant, self.corr = wo, tenant, corr
+        self.engine = "SELENE_OS"
         self.at = T0
         self.emitted: list[LedgerEvent] = []
 
@@ -59,7 +64,7 @@ class Flow:
         return new_event(
             model,
             tenant_id=self.tenant,
-            engine_id="SELENE_OS",
+            engine_id=self.engine,
             correlation_id=self.corr,
             turn_id="turn-1",
             idempotency_key=f"k-{uuid.uuid4().hex[:8]}",
@@ -228,6 +233,72 @@ def test_a_conflict_is_asked_once_and_its_resolution_kept(flow: Flow) -> None:
     assert wo["resolved_fields_json"]["party_size"]["resolved_at"] == flow.at.isoformat()
     for kind in ("CONFLICT", "MISSING_FIELD"):
         flow.refused(suppressed, PromptAskedEvent, field_key="party_size", prompt_dedupe_key=f"k-{kind}", kind=kind)
+
+
+def test_a_conflict_after_a_missing_field_clarification_is_asked_once(flow: Flow) -> None:
+    """Seed 001 rule 3: a conflict that appears later is asked once, its resolution written, then suppressed;
+    an earlier missing-field clarification of the same field does not count as that conflict's resolution."""
+    suppressed = ReasonCode.OS_WORK_ORDER_PROMPT_SUPPRESSED
+    flow.send(PromptAskedEvent, field_key="time", prompt_dedupe_key="ask-time")
+    wo = flow.send(ClarificationResolvedEvent, field_key="time", value="19:30")
+    assert wo["resolved_fields_json"]["time"]["kind"] == "MISSING_FIELD"
+    flow.refused(suppressed, PromptAskedEvent, field_key="time", prompt_dedupe_key="ask-time-2")
+    flow.send(FieldsSetEvent, fields={"time": "21:00"})  # another source says otherwise: a conflict appears
+    wo = flow.send(PromptAskedEvent, field_key="time", prompt_dedupe_key="conflict-time", kind="CONFLICT")
+    assert wo["asked_fields_json"]["time"] == {"asked_at": flow.at.isoformat(), "attempts": 2, "kind": "CONFLICT"}
+    flow.refused(suppressed, PromptAskedEvent, field_key="time", prompt_dedupe_key="conflict-2", kind="CONFLICT")
+    wo = flow.send(ClarificationResolvedEvent, field_key="time", value="21:00", kind="CONFLICT")
+    assert wo["resolved_fields_json"]["time"]["kind"] == "CONFLICT" and wo["fields_json"]["time"] == "21:00"
+    for kind in ("CONFLICT", "MISSING_FIELD"):
+        flow.refused(suppressed, PromptAskedEvent, field_key="time", prompt_dedupe_key=f"again-{kind}", kind=kind)
+
+
+def test_a_conflict_stays_asked_once_across_a_missing_field_prompt(flow: Flow) -> None:
+    """A missing-field prompt after the conflict on a field (unknown, so it may be asked) does not make the
+    conflict askable again: the field's entry keeps saying its conflict was asked."""
+    suppressed = ReasonCode.OS_WORK_ORDER_PROMPT_SUPPRESSED
+    flow.send(PromptAskedEvent, field_key="venue", prompt_dedupe_key="conflict-venue", kind="CONFLICT")
+    wo = flow.send(PromptAskedEvent, field_key="venue", prompt_dedupe_key="ask-venue")
+    assert wo["asked_fields_json"]["venue"]["kind"] == "CONFLICT" and wo["asked_fields_json"]["venue"]["attempts"] == 2
+    flow.refused(suppressed, PromptAskedEvent, field_key="venue", prompt_dedupe_key="conflict-2", kind="CONFLICT")
+
+
+def test_only_selene_os_may_publish_work_order_events(flow: Flow) -> None:
+    """Seed 002: every work-order capability has ``allowed_callers: SELENE_OS_ONLY``. Another engine's event is
+    refused with its own reason, changes nothing and emits nothing, and does not block Selene OS's events."""
+    assert frozenset({"SELENE_OS"}) == ALLOWED_CALLERS
+    denied = ReasonCode.OS_WORK_ORDER_CALLER_NOT_ALLOWED
+    for engine in ("PH1.NLP", "SELENE_OS_CORE_TABLES", "SELENE_OS.TEST"):
+        flow.engine = engine
+        flow.refused(denied, FieldsSetEvent, fields={"party_size": 9})
+        flow.refused(denied, WorkOrderCanceledEvent, reason_code="USER_CANCELED")
+        stranger = Flow(wo="wo-stranger", corr="thread-stranger")
+        stranger.view, stranger.engine = flow.view, engine
+        stranger.refused(denied, WorkOrderCreatedEvent, requester_user_id="u-1", intent_type="BOOK_TABLE")
+        assert stranger.current_or_none() is None
+    assert not policy(denied).blocks_aggregate
+    flow.engine = "SELENE_OS"
+    assert flow.send(FieldsSetEvent, fields={"party_size": 9})["fields_json"]["party_size"] == 9
+
+
+def test_work_order_events_and_their_audit_rows_require_a_turn_id(flow: Flow) -> None:
+    """Seeds 001 section 6 and 002: turn_id is an audit correlation key of every append and cancel."""
+    for model in (*WORK_ORDER_EVENT_MODELS, *WORK_ORDER_AUDIT_MODELS.values()):
+        assert model.model_fields["turn_id"].is_required(), model
+    event = flow.event(WorkOrderCanceledEvent, reason_code="USER_CANCELED")
+    for missing in ({}, {"turn_id": None}):
+        data = {k: v for k, v in event.model_dump(mode="json").items() if k != "turn_id"} | missing
+        with pytest.raises(ValidationError, match="turn_id"):
+            WorkOrderCanceledEvent.model_validate(data)
+    # The writer dead-letters such a record with the seed's contract code, blocking the work order.
+    settings = Settings()
+    encoded = encode(event)
+    value = json.loads(encoded.value) | {"turn_id": None}
+    record = Record(event.spec.topic(settings.topic_prefix), 0, 7, encoded.key, json.dumps(value).encode(),
+                    tuple(encoded.headers))  # fmt: skip
+    [item] = Pipeline(settings).decode([record])
+    assert item.event is None and item.reason == ReasonCode.OS_WORK_ORDER_CONTRACT_VALIDATION_FAILED, item.detail
+    assert "turn_id" in item.detail
 
 
 def test_dedupe_keys_stay_bounded(flow: Flow) -> None:
