@@ -9,15 +9,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from cli import loop, services_cmd
-from contracts.settings import Settings
+from cli import logs, loop, services_cmd
+from contracts.settings import Settings, SettingsError
+
+#: ``status`` as a probe: a bound it was given is exceeded
+EXIT_LAG = 5
+EXIT_DEAD_LETTERS = 6
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -191,25 +196,38 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         data = await status(settings, conn)
     finally:
         await conn.close()
+    code = 0
+    breaches = []
+    if args.max_lag is not None and data["total_lag"] > args.max_lag:
+        breaches.append(f"lag {data['total_lag']} above --max-lag {args.max_lag}")
+        code = EXIT_LAG
+    if args.max_dead_letters is not None and data["open_dead_letters"] > args.max_dead_letters:
+        n = data["open_dead_letters"]
+        breaches.append(f"{n} open dead letters above --max-dead-letters {args.max_dead_letters}")
+        code = code or EXIT_DEAD_LETTERS
     if args.json:
         _print_json(data)
-        return 0
-    print("lag per partition:")
-    for x in data["lag"]:
-        print(f"  {x['topic']}[{x['partition']}] end {x['end_offset']} stored {x['stored_offset']} lag {x['lag']}")
-    print("rows per ledger:")
-    for name, n in data["ledgers"].items():
-        print(f"  {name} {n}")
-    print("dead letters by reason:")
-    for d in data["dead_letters"]:
-        print(f"  {d['reason_code']} {d['status']} {d['n']}")
-    print("batches the writer had to retry (isolated: written event by event after the retry limit):")
-    for r in data["writer_retries"]:
-        print(
-            f"  {r['topic']}[{r['partition']}] retries {r['batch_retries']} isolated {r['batch_isolations']} "
-            f"last {r['last_retry_reason']} at {r['last_retry_at']:%Y-%m-%d %H:%M:%S%z} owner {r['owner_id']}"
-        )
-    return 0
+    else:
+        print("lag per partition:")
+        for x in data["lag"]:
+            print(f"  {x['topic']}[{x['partition']}] end {x['end_offset']} stored {x['stored_offset']} lag {x['lag']}")
+        print("rows per ledger:")
+        for name, n in data["ledgers"].items():
+            print(f"  {name} {n}")
+        print("dead letters by reason:")
+        for d in data["dead_letters"]:
+            print(f"  {d['reason_code']} {d['status']} {d['n']}")
+        n = data["open_dead_letters"]
+        print(f"open dead letters on {settings.topic_prefix}* topics (OPEN, HELD, REJECTED): {n}")
+        print("batches the writer had to retry (isolated: written event by event after the retry limit):")
+        for r in data["writer_retries"]:
+            print(
+                f"  {r['topic']}[{r['partition']}] retries {r['batch_retries']} isolated {r['batch_isolations']} "
+                f"last {r['last_retry_reason']} at {r['last_retry_at']:%Y-%m-%d %H:%M:%S%z} owner {r['owner_id']}"
+            )
+    for breach in breaches:
+        print(f"status: {breach}", file=sys.stderr)
+    return code
 
 
 async def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
@@ -364,8 +382,18 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="selene-ledger", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser = argparse.ArgumentParser(
+        prog="selene-ledger",
+        description=__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="third-party libraries' INFO logs too")
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text (default) or one JSON object per line for log shippers (also SELENE_LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     services_cmd.register(sub)
     sub.add_parser("migrate", help="apply the numbered migrations in sql/ (as the owner role)")
@@ -391,8 +419,25 @@ def build_parser() -> argparse.ArgumentParser:
     dd = dsub.add_parser("discard")
     dd.add_argument("id", type=int)
     dd.add_argument("--note", default="discarded by operator")
-    st = sub.add_parser("status", help="lag, rows per ledger, dead letters by reason")
+    st = sub.add_parser(
+        "status",
+        help="lag, rows per ledger, dead letters by reason; a probe with --max-lag / --max-dead-letters",
+        epilog=f"exit {EXIT_LAG} when the total lag is above --max-lag, {EXIT_DEAD_LETTERS} when the open dead letters "
+        f"are above --max-dead-letters (lag first when both), 4 when PostgreSQL or Kafka cannot be reached",
+    )
     st.add_argument("--json", action="store_true")
+    st.add_argument(
+        "--max-lag",
+        type=int,
+        metavar="N",
+        help=f"exit {EXIT_LAG} if more than N records are left to write (all partitions)",
+    )
+    st.add_argument(
+        "--max-dead-letters",
+        type=int,
+        metavar="N",
+        help=f"exit {EXIT_DEAD_LETTERS} if more than N dead letters of these topics are OPEN, HELD or REJECTED",
+    )
     schema = sub.add_parser("schema", help="export JSON Schema of every contract")
     schema.add_argument("action", choices=["export"])
     schema.add_argument("dir")
@@ -440,20 +485,62 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+EXIT_CODES = """exit codes: 0 done; 1 the command's check failed (see each command); 2 usage or a bad setting (the
+variable is named); 3 consume stopped at records it cannot read; 4 PostgreSQL or Kafka unreachable or refusing
+the login; 5 status: lag above --max-lag; 6 status: dead letters above --max-dead-letters; 130 interrupted;
+141 output pipe closed early (as a shell reports SIGPIPE)"""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(args.log_format or os.environ.get("SELENE_LOG_FORMAT", "text"), verbose=args.verbose)
     if args.command == "services":
         return services_cmd.run(args)
     if args.command == "dlq" and args.action == "redrive" and not args.all and args.id is None:
         print("dlq redrive: give a dead letter id or --all", file=sys.stderr)
         return 2
-    settings = Settings.from_env()
-    return loop.run(HANDLERS[args.command](args, settings))
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"selene-ledger: bad setting: {exc}", file=sys.stderr)
+        return 2
+    try:
+        code = loop.run(HANDLERS[args.command](args, settings))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # The reader of our output went away (``| head``): not an error of ours. Further writes (the
+        # interpreter's final flush) go nowhere instead of printing a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        problem = unreachable(exc)
+        if problem is None:
+            raise
+        logs.end_progress()
+        print(f"selene-ledger {args.command}: {problem}", file=sys.stderr)
+        return 4
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """One line for a service that is down, unknown or refuses our login; None for anything else (a bug:
+    its traceback is wanted)."""
+    import asyncpg
+    from aiokafka.errors import KafkaConnectionError
+
+    from contracts.reasons import ReasonCode, SeleneError
+
+    if isinstance(exc, KafkaConnectionError):
+        return f"cannot reach Kafka ({exc}); check SELENE_KAFKA_BOOTSTRAP_SERVERS"
+    if isinstance(exc, SeleneError) and exc.reason_code == ReasonCode.DATABASE_UNAVAILABLE:
+        return f"{exc.detail}; check the SELENE_DATABASE_*_URL settings"
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidCatalogNameError):
+        return f"PostgreSQL refused the login: {exc}; check the SELENE_DATABASE_*_URL settings"
+    if isinstance(exc, ConnectionError | socket.gaierror | asyncpg.CannotConnectNowError):
+        return f"cannot connect to PostgreSQL: {exc}; check the SELENE_DATABASE_*_URL settings"
+    return None
 
 
 if __name__ == "__main__":

@@ -52,14 +52,18 @@ async def create_pool(
 ) -> asyncpg.Pool:
     """``reset_session=False`` skips asyncpg's reset query on release; only for code whose session settings
     are all transaction-scoped."""
-    pool = await asyncpg.create_pool(
-        url,
-        min_size=min_size,
-        max_size=max_size,
-        init=init_connection,
-        server_settings=server_settings,
-        reset=None if reset_session else keep_session,
-    )
+    try:
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=init_connection,
+            server_settings=server_settings,
+            reset=None if reset_session else keep_session,
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # (as ``connect``: an outage, a wrong host or login, named as such rather than as a bare socket error)
+        raise RetriableError(f"cannot connect to PostgreSQL: {exc}", ReasonCode.DATABASE_UNAVAILABLE) from exc
     assert pool is not None
     return pool
 

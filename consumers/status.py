@@ -35,6 +35,15 @@ FROM selene_ops.consumer_offsets
 WHERE consumer_group = $1 AND (batch_retries > 0 OR batch_isolations > 0)
 ORDER BY topic, partition
 """
+#: Dead letters that still need an operator (re-drive or discard): OPEN and HELD block their aggregate, REJECTED
+#: does not but was never resolved. Only the topics of one prefix (one deployment's, or one test's).
+OPEN_DEAD_LETTERS = """
+SELECT reason_code, coalesce(tenant_id, '') AS tenant_id, count(*) AS n
+FROM selene_ops.dead_letters
+WHERE status IN ('OPEN', 'HELD', 'REJECTED') AND left(source_topic, length($1)) = $1
+GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2
+LIMIT $2
+"""
 #: How long the writer gives the count of a failed attempt before it goes on retrying without it.
 RECORD_TIMEOUT_S = 2.0
 
@@ -95,8 +104,8 @@ async def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, 
     """The last stable offset of every partition of ``topics`` (read committed: an open or aborted
     transaction's records are not "left to read"); no group, nothing committed."""
     consumer = AIOKafkaConsumer(**reader_options(settings))
-    await consumer.start()
     try:
+        await consumer.start()
         tps = [
             TopicPartition(t, p)
             for t in topics
@@ -125,8 +134,15 @@ async def ledger_counts(conn: asyncpg.Connection) -> dict[str, int]:
     return {name: await conn.fetchval(f"SELECT count(*) FROM {spec.table}") for name, spec in LEDGERS.items()}
 
 
+async def open_dead_letters(conn: asyncpg.Connection, topic_prefix: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Open dead letters of ``topic_prefix``'s topics by reason and tenant ('' for none), largest first; at most
+    ``limit`` groups (a scrape stays bounded whatever the table holds)."""
+    return [dict(r) for r in await conn.fetch(OPEN_DEAD_LETTERS, topic_prefix, limit)]
+
+
 async def status(settings: Settings, conn: asyncpg.Connection) -> dict[str, Any]:
     lags = await lag(settings, conn)
+    open_letters = await open_dead_letters(conn, settings.topic_prefix)
     return {
         "lag": [
             {
@@ -141,5 +157,7 @@ async def status(settings: Settings, conn: asyncpg.Connection) -> dict[str, Any]
         "total_lag": sum(x.lag for x in lags),
         "ledgers": await ledger_counts(conn),
         "dead_letters": await counts_by_reason(conn),
+        "open_dead_letters": sum(r["n"] for r in open_letters),
+        "open_dead_letters_by_reason": open_letters,
         "writer_retries": await writer_retries(conn, settings.consumer_group),
     }

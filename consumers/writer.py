@@ -207,8 +207,8 @@ class LedgerWriter:
         )
         options.update(self.consumer_options)  # a caller's (a drill's) settings win
         self._consumer = AIOKafkaConsumer(**options)
-        await self._consumer.start()
         try:
+            await self._consumer.start()  # (a broker that cannot be reached fails here: stopped below, pool closed)
             self._consumer.subscribe(ledger_topics(self.settings), listener=_Rebalance(self))
             last_report = time.monotonic()
             idle_since = time.monotonic()
