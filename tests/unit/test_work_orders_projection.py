@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from consumers.pipeline import Item, Pipeline, Record
 from consumers.projections.base import Rejection, RowView
@@ -290,6 +291,9 @@ def test_work_order_events_and_their_audit_rows_require_a_turn_id(flow: Flow) ->
         data = {k: v for k, v in event.model_dump(mode="json").items() if k != "turn_id"} | missing
         with pytest.raises(ValidationError, match="turn_id"):
             WorkOrderCanceledEvent.model_validate(data)
+        with pytest.raises(ContractViolation, match="turn_id") as info:
+            new_event(WorkOrderCanceledEvent, **{k: v for k, v in data.items() if k != "event_type"})
+        assert info.value.reason_code == ReasonCode.OS_WORK_ORDER_CONTRACT_VALIDATION_FAILED
     # The writer dead-letters such a record with the seed's contract code, blocking the work order.
     settings = Settings()
     encoded = encode(event)
