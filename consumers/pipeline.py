@@ -134,6 +134,10 @@ class BatchResult:
     consumed: int = 0
     appended: int = 0
     deduplicated: int = 0
+    #: the deduplicated records by their ledger's replay reason code (``LedgerSpec.duplicate``): the seeds name
+    #: one per slice (``OS_WORK_ORDER_IDEMPOTENCY_REPLAY``, ...), and a count by it is how a test or operator
+    #: sees which one applied. Sums to ``deduplicated``.
+    duplicates: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
     isolated: bool = False
     #: derived rows appended on behalf of appended events (not consumed records, so not in the sum above).
@@ -147,6 +151,7 @@ class BatchResult:
         self.deduplicated += other.deduplicated
         self.emitted += other.emitted
         self.emitted_duplicates += other.emitted_duplicates
+        self.duplicates.update(other.duplicates)
         self.dead_lettered.update(other.dead_lettered)
         self.isolated = self.isolated or other.isolated
 
@@ -615,6 +620,7 @@ class Pipeline:
                 result.emitted_duplicates += i.emitted_duplicates
             elif i.outcome == "duplicate":
                 result.deduplicated += 1
+                result.duplicates[str(i.reason)] += 1
             elif i.outcome == "dead":
                 result.dead_lettered[str(i.reason)] += 1
         return result

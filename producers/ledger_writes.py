@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,6 +46,9 @@ class Written:
     event_id: int  # the ledger's monotonic id (the original row's on a replay or conflict)
     event_uuid: uuid.UUID  # that row's envelope event id
     outcome: Outcome
+    #: the seeds' code for a replay or conflict: the ledger's own replay code on a replay (seed 002's
+    #: ``OS_WORK_ORDER_IDEMPOTENCY_REPLAY`` for work orders), ``IDEMPOTENCY_CONFLICT``; None when appended.
+    reason_code: ReasonCode | None = None
 
 
 class WriteRefused(SeleneError):
@@ -90,7 +93,8 @@ class LedgerWrites:
                 row = await self.reader.fetchrow(sql, event.tenant_id, event.event_id, *scope)
                 dead = None if row else await self.reader.fetchrow(SELECT_DEAD_LETTER, event.tenant_id, event.event_id)
             if row is not None:
-                return Written(row["ledger_id"], row["event_uuid"], _outcome(event, row))
+                outcome = _outcome(event, row)
+                return Written(row["ledger_id"], row["event_uuid"], outcome, _OUTCOME_REASONS[outcome](event))
             if dead is not None:
                 raise WriteRefused(dead["error_detail"], _reason(dead["reason_code"]), dead["status"])
             if time.monotonic() >= deadline:
@@ -107,6 +111,13 @@ def _outcome(event: LedgerEvent, row: asyncpg.Record) -> Outcome:
     if bytes(row["content_sha256"]) != content_sha256(event):
         return "IDEMPOTENCY_CONFLICT"
     return "APPENDED" if row["event_uuid"] == event.event_id else "IDEMPOTENCY_REPLAY"
+
+
+_OUTCOME_REASONS: dict[Outcome, Callable[[LedgerEvent], ReasonCode | None]] = {
+    "APPENDED": lambda _: None,
+    "IDEMPOTENCY_REPLAY": lambda event: event.spec.duplicate,
+    "IDEMPOTENCY_CONFLICT": lambda _: ReasonCode.IDEMPOTENCY_CONFLICT,
+}
 
 
 def _reason(code: str) -> ReasonCode:

@@ -37,6 +37,7 @@ from contracts.work_orders import (
     LeaseReleasedEvent,
     PromptAskedEvent,
     StatusChangedEvent,
+    StepAttemptStartedEvent,
     WaitNoticeEmittedEvent,
     WorkOrderCanceledEvent,
     WorkOrderCreatedEvent,
@@ -113,8 +114,25 @@ async def test_at_os_core_db_01_tenant_isolation_enforced(
 ) -> None:
     a, b = f"ta-{run_id}", f"tb-{run_id}"
     wo_a, wo_b = WorkOrder(a, f"wo-a-{run_id}", "thread-1"), WorkOrder(b, f"wo-b-{run_id}", "thread-1")
-    await publish(topics, [wo_a.create("u-a", fields={"secret": "a-only"}), wo_b.create("u-b")])
-    assert (await drain(topics)).result.appended == 2  # the same thread id in two tenants: two bindings
+
+    def running(wo: WorkOrder, holder: str) -> list[LedgerEvent]:
+        """Into EXECUTING with a lease and a step attempt: a row in each of the slice's four tables."""
+        return [
+            wo(StatusChangedEvent, to_status="EXECUTING"),
+            wo(LeaseAcquiredEvent, lease_id=f"lease-{holder}", holder_id=holder, expires_at=wo.at + timedelta(hours=1)),
+            wo(StepAttemptStartedEvent, step_id="book", attempt_no=1, lease_id=f"lease-{holder}"),
+        ]
+
+    await publish(
+        topics,
+        [
+            wo_a.create("u-a", fields={"secret": "a-only"}),
+            *running(wo_a, "exec-a"),
+            wo_b.create("u-b"),
+            *running(wo_b, "exec-b"),
+        ],
+    )
+    assert (await drain(topics)).result.appended == 8  # the same thread id in two tenants: two bindings
     # Tenant b names tenant a's work order: its creation is refused (a work order id binds to one tenant for
     # good) and blocks what follows it.
     intruder = WorkOrder(b, wo_a.wo, "thread-x")
@@ -129,6 +147,14 @@ async def test_at_os_core_db_01_tenant_isolation_enforced(
     assert mine is not None and mine.fields_json == {"secret": "a-only"} and mine.tenant_id == a
     assert await repo.current(b, wo_a.wo) is None
     assert await repo.ledger(b, wo_a.wo) == []
+    # Step attempts and leases exist in each tenant and are read only through their own.
+    for tenant, wo, other in ((a, wo_a, b), (b, wo_b, a)):
+        [attempt] = await repo.step_attempts(tenant, wo.wo)
+        lease = await repo.lease(tenant, wo.wo)
+        assert (attempt.tenant_id, attempt.step_id, attempt.status) == (tenant, "book", "STARTED")
+        assert lease is not None and (lease.tenant_id, lease.status) == (tenant, "HELD")
+        assert await repo.step_attempts(other, wo.wo) == []
+        assert await repo.lease(other, wo.wo) is None
     assert await repo.list_pending(b, "u-a") == []
     by_thread_a, by_thread_b = (
         await repo.current_by_correlation(a, "thread-1"),
@@ -136,16 +162,23 @@ async def test_at_os_core_db_01_tenant_isolation_enforced(
     )
     assert by_thread_a is not None and by_thread_a.work_order_id == wo_a.wo
     assert by_thread_b is not None and by_thread_b.work_order_id == wo_b.wo
-    # At the SQL level, in every table of the slice: tenant b's scope sees none of tenant a's rows, and a
-    # connection without a scope sees nothing at all.
+    # At the SQL level, in every table of the slice (each holding rows of both tenants, so the zeros below
+    # are the scope's doing): a tenant's scope sees its own rows and none of the other's, and a connection
+    # without a scope sees nothing at all.
+    expected = {
+        "os_core.work_order_ledger": 4,
+        "os_core.work_orders_current": 1,
+        "os_core.work_order_step_attempts": 1,
+        "os_core.work_order_leases": 1,
+    }
+    assert set(expected) == set(WO_TABLES)
     for table in WO_TABLES:
-        async with reader_db.transaction():
-            await reader_db.execute(SCOPE, b)
-            assert await reader_db.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id = $1", a) == 0
+        for mine, theirs in ((a, b), (b, a)):
+            async with reader_db.transaction():
+                await reader_db.execute(SCOPE, mine)
+                assert await reader_db.fetchval(f"SELECT count(*) FROM {table}") == expected[table], (table, mine)
+                assert await reader_db.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id = $1", theirs) == 0
         assert await reader_db.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id = ANY($1)", [a, b]) == 0
-    async with reader_db.transaction():
-        await reader_db.execute(SCOPE, a)
-        assert await reader_db.fetchval("SELECT count(*) FROM os_core.work_order_ledger WHERE tenant_id = $1", a) == 1
     # A repository read declares exactly one tenant.
     with pytest.raises(TenantScopeViolation):
         async with one_tenant(reader_db, f"{a},{b}"):
@@ -212,6 +245,8 @@ async def test_at_os_core_db_03_idempotency_dedupe_works(
     await publish(topics, [*originals, retry, conflict])
     stats = await drain(topics)
     assert (stats.result.appended, stats.result.deduplicated) == (0, 3)
+    # Seed 002's failure mode of the append: "idempotency replay/no-op: OS_WORK_ORDER_IDEMPOTENCY_REPLAY".
+    assert stats.result.duplicates == Counter({"OS_WORK_ORDER_IDEMPOTENCY_REPLAY": 3})
     assert stats.result.dead_lettered == Counter({"IDEMPOTENCY_CONFLICT": 1})
     assert [(d["reason_code"], d["status"], d["blocks"]) for d in await dead_letters(operator_db, topics)] == [
         ("IDEMPOTENCY_CONFLICT", "REJECTED", False)
@@ -469,9 +504,10 @@ async def test_only_selene_os_may_publish_work_order_events(
     assert stats.result.appended == 2
     assert stats.result.dead_lettered == Counter({"OS_WORK_ORDER_CALLER_NOT_ALLOWED": 3})
     dead = await dead_letters(operator_db, topics)
-    assert [(d["event_uuid"], d["reason_code"], d["status"], d["blocks"]) for d in dead] == [
+    # As a set: the stranger's work order hashes to a partition of its own (partition order is not send order).
+    assert {(d["event_uuid"], d["reason_code"], d["status"], d["blocks"]) for d in dead} == {
         (e.event_id, "OS_WORK_ORDER_CALLER_NOT_ALLOWED", "REJECTED", False) for e in theirs
-    ]
+    }
     repo = WorkOrderReader(reader_db)
     assert [(e.event_type, e.engine_id) for e in await repo.ledger(tenant, wo.wo)] == [
         ("WORK_ORDER_CREATED", "SELENE_OS"),
@@ -624,6 +660,17 @@ async def test_repositories_append_and_cancel_capabilities(
             assert isinstance(fields, WorkOrderLedgerEventInput)
             written = await writes.append(fields)
             assert written.outcome == "APPENDED" and written.event_id > created.event_id
+            assert written.reason_code is None
+            # A retry (new event id, same key and content): the original row, with seed 002's replay code.
+            retry = wo(FieldsSetEvent, fields.idempotency_key, fields={"time": "19:00"})
+            assert isinstance(retry, WorkOrderLedgerEventInput)
+            replayed = await writes.append(retry)
+            assert (replayed.event_id, replayed.event_uuid, replayed.outcome, replayed.reason_code) == (
+                written.event_id,
+                fields.event_id,
+                "IDEMPOTENCY_REPLAY",
+                ReasonCode.OS_WORK_ORDER_IDEMPOTENCY_REPLAY,
+            )
             # A prompt the rules suppress comes back refused, with its reason.
             prompt = wo(PromptAskedEvent, field_key="time", prompt_dedupe_key="ask-time")
             assert isinstance(prompt, WorkOrderLedgerEventInput)
