@@ -231,10 +231,23 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
-    from contracts.schema_export import export
+    from importlib.metadata import version
 
-    written = export(Path(args.dir))
-    print(f"wrote {len(written)} files to {args.dir}")
+    from contracts.schema_export import DEFAULT_BASE_URI, export
+    from producers.topics import LEDGER_TOPIC_CONFIG
+
+    written = export(
+        Path(args.dir),
+        prefix=settings.topic_prefix,
+        partitions=settings.topic_partitions,
+        replicas=settings.replication_factor,
+        bootstrap=settings.kafka_bootstrap_servers,
+        max_event_bytes=settings.max_event_bytes,
+        topic_config=LEDGER_TOPIC_CONFIG,
+        base_uri=args.base_uri or DEFAULT_BASE_URI,
+        version=version("selene-ledger"),
+    )
+    print(f"wrote {len(written)} files to {args.dir} (JSON Schemas, events.schema.json, asyncapi.json, index.json)")
     return 0
 
 
@@ -438,9 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"exit {EXIT_DEAD_LETTERS} if more than N dead letters of these topics are OPEN, HELD or REJECTED",
     )
-    schema = sub.add_parser("schema", help="export JSON Schema of every contract")
+    schema = sub.add_parser("schema", help="export JSON Schema of every contract and an AsyncAPI 3.0 document")
     schema.add_argument("action", choices=["export"])
     schema.add_argument("dir")
+    schema.add_argument(
+        "--base-uri", help="base of the schemas' $id, where you host them (https://selene-ledger.invalid/schemas/)"
+    )
     replay = sub.add_parser("replay", help="rebuild projections from the topics into shadows; verify or apply")
     replay.add_argument("--ledger", action="append", help="ledger to replay (repeatable; default all)")
     replay.add_argument("--from-offsets", help="topic:partition=offset,... or partition=offset,...")

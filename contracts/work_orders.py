@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.audit import AUDIT_EVENTS, AuditPayload
 from contracts.envelope import (
@@ -141,6 +141,14 @@ class ClarificationResolved(WorkOrderPayload):
 
 class StatusChanged(WorkOrderPayload):
     """A status transition; to CANCELED it needs a reason code (seed 001, cancel path)."""
+
+    # The validator below, for other languages' validators (contracts.schema_export exports it).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"to_status": {"const": "CANCELED"}}, "required": ["to_status"]},
+            "then": {"properties": {"reason_code": {"type": "string"}}, "required": ["reason_code"]},
+        }
+    )
 
     to_status: WorkOrderStatus
     reason_code: ReasonText | None = None
