@@ -365,6 +365,7 @@ def _valid_doc() -> dict[str, Any]:
         "event_type": "STATUS_CHANGED",
         "schema_version": 1,
         "correlation_id": "c1",
+        "turn_id": "turn-1",
         "occurred_at": "2026-01-02T03:04:05Z",
         "payload": {"work_order_id": "w1", "to_status": "CLARIFY"},
     }
