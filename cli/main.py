@@ -329,6 +329,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.projector import UnknownProjection
     from consumers.rebuild import Rebuilder
     from consumers.shadow import ShadowRunBusy
     from contracts.reasons import SeleneError
@@ -342,9 +343,12 @@ async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     try:
-        result = await Rebuilder(settings, tenant=args.tenant).run(
-            verify=args.verify, apply=args.apply, progress=progress
-        )
+        rebuilder = Rebuilder(settings, tenant=args.tenant, projections=args.projection)
+    except UnknownProjection as exc:
+        print(f"rebuild: {exc.detail}", file=sys.stderr)
+        return 2
+    try:
+        result = await rebuilder.run(verify=args.verify, apply=args.apply, progress=progress)
     except SeleneError as exc:  # another shadow run holds the lock, or an appender never ended
         print("" if isinstance(exc, ShadowRunBusy) else "\n", end="", file=sys.stderr)  # end a progress line
         print(f"rebuild stopped: {exc.detail}", file=sys.stderr)
@@ -353,6 +357,7 @@ async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"rebuild: {result.events} ledger events in {result.seconds:.1f}s, refused now {result.refused}; "
         + ", ".join(f"{k} {v}" for k, v in sorted(result.per_ledger.items()))
+        + (f"; projections {', '.join(result.projections)}" if args.projection else "")
     )
     for bad in result.invalid_rows[:10]:
         print(f"  LEDGER ROW FAILS ITS CONTRACT: {bad}")
@@ -362,7 +367,8 @@ async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         if args.verify:
             print("rebuild equals live: exact match" if ok else "rebuild differs from live")
     if result.applied:
-        print("applied: live projections replaced by the rebuilt state in one transaction")
+        which = f"the tables of {', '.join(result.projections)}" if args.projection else "live projections"
+        print(f"applied: {which} replaced by the rebuilt state in one transaction")
     return 0 if ok or (args.apply and not args.verify) else 1
 
 
@@ -474,6 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild = sub.add_parser("rebuild", help="rebuild projections from the PostgreSQL ledgers; verify or apply")
     rebuild.add_argument("--tenant")
+    rebuild.add_argument(
+        "--projection",
+        action="append",
+        metavar="NAME",
+        help="rebuild, compare and apply only this projection's tables (repeatable; default all): "
+        "foundation, work_orders, engine_capability_maps, ... (an unknown NAME lists them all)",
+    )
     rebuild.add_argument("--verify", action="store_true")
     rebuild.add_argument("--apply", action="store_true")
     ver = sub.add_parser("verify", help="check the ledgers' hash chains; export or check a digest of their heads")

@@ -39,8 +39,8 @@ import asyncpg
 
 from consumers.ledger import LedgerRow, LedgerTable, Provenance, insert_ledgers
 from consumers.projections import LEDGER_TABLES, PROJECTIONS
-from consumers.projections.base import Projection, Rejection, RowView, resolve_event_refs
-from consumers.tables import Row, TableSpec
+from consumers.projections.base import Projection, Rejection, RowView
+from consumers.projector import Projector
 from contracts.codec import Decoder, key_text, visible_text
 from contracts.envelope import LedgerEvent, unmarked
 from contracts.reasons import ContractViolation, ReasonCode, RetriableError, SeleneError, policy
@@ -255,12 +255,9 @@ class Pipeline:
         self.settings = settings
         self.decoder = Decoder(settings.max_event_bytes)
         self.ledger_tables = LEDGER_TABLES if ledger_tables is None else ledger_tables
-        self.projections = tuple(PROJECTIONS if projections is None else projections)
-        self.ref_columns: dict[TableSpec, tuple[str, ...]] = {}
-        for p in self.projections:
-            for t in p.writes:
-                self.ref_columns[t] = p.event_ref_columns
-        self.index_tables = frozenset(t for p in self.projections for t in p.indexes)
+        #: loads, runs and saves the projections (live tables here; the shadows for replay and rebuild)
+        self.projector = Projector(PROJECTIONS if projections is None else projections)
+        self.projections = self.projector.projections
 
     # -- pure part --------------------------------------------------------------------------------------
     def decode(self, records: Iterable[Record]) -> list[Item]:
@@ -331,7 +328,7 @@ class Pipeline:
         undecided = [i for i in items if i.outcome == "pending"]
         existing, checked = await self._existing(conn, [i.row for i in undecided if i.row is not None])
         while True:
-            view = RowView(await self._load(conn, events))
+            view = await self.projector.load(conn, events)
             to_insert, unchecked = self._decide(items, view, existing, checked, set(blocked))
             if not unchecked:
                 break
@@ -353,7 +350,7 @@ class Pipeline:
                     ReasonCode.CONCURRENT_APPEND,
                 )
             ids.update(inserted)
-        await self._save(conn, view, ids)
+        await self.projector.save(conn, view, ids)
         await conn.execute(CHECK_DEFERRED_CONSTRAINTS)
         return self._result(items)
 
@@ -385,11 +382,8 @@ class Pipeline:
             if self._is_duplicate(item, existing, seen):
                 continue
             try:
-                for projection in self.projections:
-                    if projection.handles(item.event):
-                        projection.apply(view, item.event)
+                self.projector.apply(view, item.event)
             except Rejection as rej:
-                view.discard_event()
                 item.dead(rej.reason_code, rej.detail)
                 if item.status == "OPEN":
                     blocked.add(agg)
@@ -572,7 +566,7 @@ class Pipeline:
         table = self.ledger_tables.get(derived.ledger)
         if table is None or derived.tenant_id != item.event.tenant_id:
             raise ValueError(f"{derived.ledger}/{derived.event_type} emitted for {item.event.event_id} is invalid")
-        if any(p.handles(derived) for p in self.projections):
+        if self.projector.handles(derived):
             raise ValueError(f"{derived.ledger}/{derived.event_type} is emitted and also consumed by a projection")
         return table.row(derived, item.row.provenance)
 
@@ -580,35 +574,6 @@ class Pipeline:
         """``row`` is appended by this batch: later events of the batch dedupe against it."""
         for key in self._keys(row):
             seen[key] = row.content_sha256
-
-    async def _load(
-        self, conn: asyncpg.Connection, events: Sequence[LedgerEvent], *, shadow: bool = False
-    ) -> dict[TableSpec, dict[tuple[Any, ...], Row]]:
-        """The rows the batch's events read, live rows locked until the transaction ends (``consumers.tables``):
-        tables in name order, keys in key order, so two writers never wait for each other in a cycle. Index
-        views are read unlocked: they name immutable facts (a work order's thread), and what a batch inserts
-        into their table is guarded by its unique constraint."""
-        wanted: dict[TableSpec, set[tuple[Any, ...]]] = {}
-        for event in events:
-            for projection in self.projections:
-                if projection.handles(event):
-                    for table, key in projection.reads(event):
-                        wanted.setdefault(table, set()).add(key)
-        return {
-            table: await table.load(conn, wanted[table], shadow=shadow, lock=table not in self.index_tables)
-            for table in sorted(wanted, key=lambda t: (t.name, t.key))
-        }
-
-    async def _save(
-        self, conn: asyncpg.Connection, view: RowView, ids: dict[uuid.UUID, int], *, shadow: bool = False
-    ) -> None:
-        """Save what the batch changed. Live rows are saved on the condition of what was loaded: a row another
-        writer created since is not overwritten, and the batch is retried (``RetriableError``)."""
-        changes = {t: rows for t, rows in view.changes().items() if t not in self.index_tables}
-        resolve_event_refs(changes.keys(), changes, ids, self.ref_columns)
-        for table in sorted(changes, key=lambda t: t.name):
-            loaded = None if shadow else view.loaded_keys.get(table, frozenset())
-            await table.save(conn, changes[table], shadow=shadow, loaded=loaded)
 
     @staticmethod
     def _result(items: Sequence[Item]) -> BatchResult:

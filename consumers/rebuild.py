@@ -1,14 +1,15 @@
 """Rebuild current state from the PostgreSQL ledgers (the seeds' "rebuild current from ledger").
 
-Reads each ledger a projection consumes in the ledger's monotonic id order, page by page (keyset, as the
-operator role, which reads every tenant), and feeds the shadow builder: the live projection code writes
-the shadow tables. ``--verify`` then compares with live; ``--apply`` swaps the rebuilt rows in.
+The shadow-run template of ``consumers.shadow`` with the ledgers as its source: each catch-up reads every
+ledger the projections consume in the ledger's monotonic id order, page by page (keyset, as the operator
+role, which reads every tenant), and feeds the shadow builder: the live projection code writes the shadow
+tables. ``--verify`` then compares with live; ``--apply`` swaps the rebuilt rows in. With ``projections``
+(``--projection NAME``) only those projections are rebuilt, from the ledgers they read, and only their
+tables are compared and swapped.
 
-Exactness while the writer runs: before the final catch-up the writers of the group are paused by locking
-their offset rows (each batch transaction starts by locking them) and re-drives by closing their gate
-(``consumers.shadow.pause_redrives``), the shadow catches up with every ledger
-row committed so far, the comparison or the swap runs, and the lock is released. Readers never see a
-half-applied swap: it is one transaction.
+Exactness while the writer runs: the final catch-up, the comparison and the swap run with the writers and
+re-drives paused (the template's final phase), so the shadow ends with every ledger row committed so far.
+Readers never see a half-applied swap: it is one transaction.
 
 Nothing skipped: ledger ids come from a sequence when a row is inserted, not when it commits, so a row can
 commit after rows with higher ids (two writers on two partitions, or a re-drive beside the writer), and
@@ -25,30 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 from pydantic import ValidationError
 
-from consumers.db import connect
 from consumers.ledger import LedgerTable, event_from_row
-from consumers.pipeline import SET_TENANT_SCOPE, Pipeline
-from consumers.shadow import (
-    ShadowBuilder,
-    TableComparison,
-    compare,
-    pause_redrives,
-    projection_tables,
-    shadow_run,
-)
+from consumers.pipeline import Pipeline
+from consumers.shadow import Connections, ShadowRun, TableComparison
 from contracts.reasons import SeleneError
 from contracts.settings import Settings
 
-PAUSE_WRITERS = "SELECT 1 FROM selene_ops.consumer_offsets WHERE consumer_group = $1 FOR UPDATE"
-TENANTS_OF = "SELECT DISTINCT tenant_id FROM {table}"
-SWAP_DELETE = "DELETE FROM {live} WHERE tenant_id = ANY($1::text[])"
-SWAP_INSERT = "INSERT INTO {live} SELECT * FROM {shadow} WHERE tenant_id = ANY($1::text[])"
 HIGHEST_ID = "SELECT coalesce(max({id}), 0) FROM {table}"
 # Transactions (by virtual transaction id, unique per transaction) holding the insert lock on a ledger now.
 APPENDING = """
@@ -72,39 +61,12 @@ class RebuildResult:
     comparisons: list[TableComparison] = field(default_factory=list)
     invalid_rows: list[str] = field(default_factory=list)
     applied: bool = False
+    #: the projections rebuilt, by name
+    projections: tuple[str, ...] = ()
 
     @property
     def equal(self) -> bool:
         return all(c.equal for c in self.comparisons) and not self.invalid_rows
-
-
-def consumed_ledgers(pipeline: Pipeline) -> list[LedgerTable]:
-    names = sorted({name for p in pipeline.projections if not p.live_only for name in p.ledgers})
-    return [pipeline.ledger_tables[n] for n in names]
-
-
-async def pause_writers(conn: asyncpg.Connection, group: str) -> None:
-    """In the caller's transaction: hold every offset row of ``group``; its writers wait at their next batch."""
-    await conn.fetch(PAUSE_WRITERS, group)
-
-
-async def live_tenants(operator: asyncpg.Connection, pipeline: Pipeline) -> list[str]:
-    tenants: set[str] = set()
-    for t in projection_tables(pipeline):
-        for table in (t.name, t.shadow):
-            tenants |= {r["tenant_id"] for r in await operator.fetch(TENANTS_OF.format(table=table))}
-    return sorted(tenants)
-
-
-async def swap_in(
-    writer: asyncpg.Connection, operator: asyncpg.Connection, pipeline: Pipeline, tenant: str | None
-) -> None:
-    """Replace live rows by shadow rows (all tenants, or one), in the caller's transaction on ``writer``."""
-    tenants = [tenant] if tenant else await live_tenants(operator, pipeline)
-    await writer.execute(SET_TENANT_SCOPE, ",".join(tenants))
-    for t in projection_tables(pipeline):
-        await writer.execute(SWAP_DELETE.format(live=t.name), tenants)
-        await writer.execute(SWAP_INSERT.format(live=t.name, shadow=t.shadow), tenants)
 
 
 class LedgerUnsettled(SeleneError):
@@ -130,25 +92,35 @@ async def settled_high(conn: asyncpg.Connection, table: LedgerTable, timeout_s: 
     return high
 
 
-class Rebuilder:
+class Rebuilder(ShadowRun):
     """Drives a rebuild from the ledgers into the shadow tables."""
 
-    def __init__(self, settings: Settings, *, tenant: str | None = None, page: int = 5000) -> None:
-        self.settings = settings
+    what = "rebuild"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tenant: str | None = None,
+        page: int = 5000,
+        projections: Sequence[str] | None = None,
+    ) -> None:
+        """``projections``: the names of the projections to rebuild (default all); an unknown name raises
+        ``consumers.projector.UnknownProjection``, which lists the known ones."""
         self.pipeline = Pipeline(settings)
-        self.builder = ShadowBuilder(self.pipeline, tenant)
-        self.tenant = tenant
+        super().__init__(settings, self.pipeline.projector.rebuildable(projections), tenant)
+        self.ledgers: list[LedgerTable] = [self.pipeline.ledger_tables[n] for n in self.builder.projector.ledgers]
         self.page = page
         self.positions: dict[str, int] = {}
         self.invalid_rows: list[str] = []
+        self._progress: Progress | None = None
+        self._started = time.monotonic()
 
-    async def catch_up(
-        self, operator: asyncpg.Connection, writer: asyncpg.Connection, progress: Progress | None = None
-    ) -> None:
+    async def catch_up(self, conns: Connections, *, final: bool) -> None:
         """Apply every ledger row not yet applied, ledger by ledger, in id order, up to settled low-water marks
         (rounds of pages, until a round finds nothing new)."""
-        started = time.monotonic()
-        for table in consumed_ledgers(self.pipeline):
+        operator, writer = conns.operator, conns.writer
+        for table in self.ledgers:
             high = await settled_high(operator, table)
             while True:
                 position = self.positions.get(table.spec.name, 0)
@@ -170,40 +142,20 @@ class Rebuilder:
                 async with writer.transaction():
                     await self.builder.apply(writer, events)
                 self.positions[table.spec.name] = rows[-1]["ledger_id"] if len(rows) == len(fetched) else high
-                if progress:
-                    progress(self.builder.stats.events, time.monotonic() - started)
+                if self._progress:
+                    self._progress(self.builder.stats.events, time.monotonic() - self._started)
 
     async def run(self, *, verify: bool, apply: bool, progress: Progress | None = None) -> RebuildResult:
-        started = time.monotonic()
-        async with shadow_run(self.settings.database_operator_url, "rebuild"):
-            result = await self._run(verify=verify, apply=apply, progress=progress)
-        result.seconds = time.monotonic() - started
-        return result
-
-    async def _run(self, *, verify: bool, apply: bool, progress: Progress | None) -> RebuildResult:
-        operator = await connect(self.settings.database_operator_url)
-        writer = await connect(self.settings.database_url)
-        pauser = await connect(self.settings.database_url)
-        result = RebuildResult()
-        try:
-            async with writer.transaction():
-                await self.builder.reset(writer)
-            await self.catch_up(operator, writer, progress)
-            async with pauser.transaction():
-                await pause_writers(pauser, self.settings.consumer_group)
-                await pause_redrives(pauser)
-                await self.catch_up(operator, writer, progress)
-                if verify or apply:
-                    async with operator.transaction(isolation="repeatable_read", readonly=True):
-                        result.comparisons = await compare(operator, projection_tables(self.pipeline), self.tenant)
-                if apply:
-                    async with writer.transaction():
-                        await swap_in(writer, operator, self.pipeline, self.tenant)
-                    result.applied = True
-        finally:
-            for c in (operator, writer, pauser):
-                await c.close()
+        self._progress, self._started = progress, time.monotonic()
+        outcome = await self.shadow(verify=verify, apply=apply)
         stats = self.builder.stats
-        result.events, result.per_ledger, result.refused = stats.events, dict(stats.per_ledger), stats.refused
-        result.invalid_rows = self.invalid_rows
-        return result
+        return RebuildResult(
+            events=stats.events,
+            per_ledger=dict(stats.per_ledger),
+            refused=stats.refused,
+            seconds=outcome.seconds,
+            comparisons=outcome.comparisons,
+            invalid_rows=self.invalid_rows,
+            applied=outcome.applied,
+            projections=self.builder.projector.names,
+        )

@@ -52,21 +52,12 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumers.db import connect
 from consumers.decode_workers import Decoded, DecodePool, worker_count
 from consumers.kafka import reader_options
 from consumers.ledger import LedgerRow, LedgerTable
 from consumers.offsets import stored_offsets
 from consumers.pipeline import Pipeline, Record
-from consumers.rebuild import pause_writers, swap_in
-from consumers.shadow import (
-    ShadowBuilder,
-    TableComparison,
-    compare,
-    pause_redrives,
-    projection_tables,
-    shadow_run,
-)
+from consumers.shadow import Connections, ShadowRun, TableComparison, pause_redrives
 from contracts.envelope import LEDGERS, LedgerEvent
 from contracts.reasons import SeleneError
 from contracts.settings import Settings
@@ -200,8 +191,11 @@ def parse_time(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
-class Replayer:
-    """One replay run; see the module docstring."""
+class Replayer(ShadowRun):
+    """One replay run: the shadow-run template of ``consumers.shadow`` with the topics as its source; see the
+    module docstring."""
+
+    what = "replay"
 
     def __init__(
         self,
@@ -220,10 +214,8 @@ class Replayer:
         """``decode_workers``: processes that decode (default: ``settings.replay_decode_workers``);
         ``decode_timeout_s``: how long they may give no answer before they count as hung; ``examples``:
         unaccounted and mismatched records kept for the report (all are counted)."""
-        self.settings = settings
         self.pipeline = Pipeline(settings)
-        self.builder = ShadowBuilder(self.pipeline, tenant)
-        self.tenant = tenant
+        super().__init__(settings, self.pipeline.projector.rebuildable(), tenant)
         names = list(ledgers) if ledgers else sorted(LEDGERS)
         unknown = [n for n in names if n not in self.pipeline.ledger_tables]
         if unknown:
@@ -241,13 +233,20 @@ class Replayer:
         self._moved: dict[tuple[str, int], list[tuple[int, int, LedgerEvent, int]]] = {}
         workers = settings.replay_decode_workers if decode_workers is None else decode_workers
         self.decoding = DecodePool(self.pipeline, worker_count(workers), timeout_s=decode_timeout_s)
+        self._starting: asyncio.Task[None] | None = None
+        self._progress: Progress | None = None
+        # Where the run reads from and up to, where it is, and since when re-drives are counted (an exact run).
+        self.start: Offsets = {}
+        self.target: Offsets = {}
+        self.position: Offsets = {}
+        self._since: datetime | None = None
+        self.redriven_during = 0
 
     def refuse_apply(self) -> str | None:
         """Why ``--apply`` is refused for this scope, or None. Apply replaces every projection table (of all
         tenants, or one) by the shadow: only a replay of every ledger the projections read, from the beginning
         of the topics to the live offsets, rebuilt all of it."""
-        consumed = sorted({n for p in self.pipeline.projections if not p.live_only for n in p.ledgers})
-        missing = [n for n in consumed if n not in self.ledgers]
+        missing = [n for n in self.builder.projector.ledgers if n not in self.ledgers]
         if missing:
             return (
                 f"replay --apply needs every ledger the projections read; without {', '.join(missing)} the "
@@ -518,13 +517,23 @@ class Replayer:
         scope: ``ReplayScopeRefused``). One shadow run at a time (``ShadowRunBusy``)."""
         if apply and (why := self.refuse_apply()):
             raise ReplayScopeRefused(why)
-        started = time.monotonic()
-        async with shadow_run(self.settings.database_operator_url, "replay"):
-            result = await self._run(verify=verify, apply=apply, progress=progress)
-        result.seconds = time.monotonic() - started
-        return result
+        self._progress = progress
+        outcome = await self.shadow(verify=verify, apply=apply)
+        return ReplayResult(
+            self.stats,
+            self.start,
+            self.target,
+            comparisons=outcome.comparisons,
+            applied=outcome.applied,
+            seconds=outcome.seconds,
+            redriven_during=self.redriven_during,
+        )
 
-    async def _run(self, *, verify: bool, apply: bool, progress: Progress | None) -> ReplayResult:
+    def exact(self, *, verify: bool, apply: bool) -> bool:
+        """An ``--as-of`` replay compares with live as it is, without the final catch-up: it ends in the past."""
+        return (verify or apply) and not self.as_of
+
+    async def open(self) -> None:
         self._moved = {}
         self._consumer = AIOKafkaConsumer(
             **reader_options(
@@ -535,68 +544,58 @@ class Replayer:
                 fetch_max_bytes=32 * 1024 * 1024,
             )
         )
-        starting = asyncio.create_task(self.decoding.start())  # workers start while Kafka connects
-        connections: list[asyncpg.Connection] = []
-        try:
-            await self._consumer.start()
-            for url in (self.settings.database_operator_url, self.settings.database_url, self.settings.database_url):
-                connections.append(await connect(url))
-            operator, writer, pauser = connections
-            await starting
-            tps = []
-            for topic in self.tables:
-                parts = self._consumer.partitions_for_topic(topic)
-                if not parts:
-                    await self._consumer._client.force_metadata_update()
-                    parts = self._consumer.partitions_for_topic(topic) or set()
-                tps += [TopicPartition(topic, p) for p in sorted(parts)]
-            if not tps:
-                raise SeleneError("no ledger topics to replay (run `selene-ledger topics ensure`)")
-            self._consumer.assign(tps)
-            start, target = await self._bounds(tps)
-            exact = (verify or apply) and not self.as_of
-            since = None
-            if exact:  # bulk up to what the writer committed so far; the rest while it is paused
-                # Re-drives in flight finish first; one that lands while the bulk runs is counted below.
-                since = await pauser.fetchval(REDRIVE_CLOCK)
-                async with pauser.transaction():
-                    await pause_redrives(pauser)
-                live = await stored_offsets(operator, self.settings.consumer_group)
-                target = {k: min(v, live.get(k, 0)) for k, v in target.items()}
-            position = dict(start)
-            self.stats.total = sum(max(0, target[k] - start[k]) for k in target)
-            async with writer.transaction():
-                await self.builder.reset(writer)
-            await self._read_to(operator, writer, position, target, progress)
-            result = ReplayResult(self.stats, start, target)
-            if verify or apply:
-                async with pauser.transaction():
-                    if exact:
-                        await pause_writers(pauser, self.settings.consumer_group)
-                        await pause_redrives(pauser)
-                        live = await stored_offsets(pauser, self.settings.consumer_group)
-                        final = {k: live.get(k, 0) for k in target}
-                        self.stats.total += sum(max(0, final[k] - position[k]) for k in final)
-                        await self._read_to(operator, writer, position, final, progress)
-                        result.target = final
-                        result.redriven_during = await operator.fetchval(
-                            REDRIVEN_SINCE, list(self.tables), since, self.tenant
-                        )
-                    async with operator.transaction(isolation="repeatable_read", readonly=True):
-                        result.comparisons = await compare(operator, projection_tables(self.pipeline), self.tenant)
-                    if apply:
-                        if result.redriven_during:
-                            raise ReplayInexact(
-                                f"{result.redriven_during} dead letters were re-driven while this replay ran, "
-                                "perhaps after it passed them; live is left as it was: run it again"
-                            )
-                        async with writer.transaction():
-                            await swap_in(writer, operator, self.pipeline, self.tenant)
-                        result.applied = True
-        finally:
-            await asyncio.gather(starting, return_exceptions=True)
-            self.decoding.close()
+        self._starting = asyncio.create_task(self.decoding.start())  # workers start while Kafka connects
+        await self._consumer.start()
+
+    async def prepare(self, conns: Connections, *, exact: bool) -> None:
+        """Assign every partition of the ledger topics and fix the bounds; an exact run reads the bulk up to
+        what the writer committed so far (the rest while it is paused, in the final catch-up)."""
+        assert self._consumer is not None and self._starting is not None
+        await self._starting
+        tps = []
+        for topic in self.tables:
+            parts = self._consumer.partitions_for_topic(topic)
+            if not parts:
+                await self._consumer._client.force_metadata_update()
+                parts = self._consumer.partitions_for_topic(topic) or set()
+            tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            raise SeleneError("no ledger topics to replay (run `selene-ledger topics ensure`)")
+        self._consumer.assign(tps)
+        self.start, self.target = await self._bounds(tps)
+        if exact:
+            # Re-drives in flight finish first; one that lands while the bulk runs is counted (``catch_up``).
+            self._since = await conns.pauser.fetchval(REDRIVE_CLOCK)
+            async with conns.pauser.transaction():
+                await pause_redrives(conns.pauser)
+            live = await stored_offsets(conns.operator, self.settings.consumer_group)
+            self.target = {k: min(v, live.get(k, 0)) for k, v in self.target.items()}
+        self.position = dict(self.start)
+        self.stats.total = sum(max(0, self.target[k] - self.start[k]) for k in self.target)
+
+    async def catch_up(self, conns: Connections, *, final: bool) -> None:
+        """The bulk: up to the bounds ``prepare`` fixed. The final catch-up (writers paused): up to the offsets
+        they committed, counting the re-drives that landed since the bulk began."""
+        if final:
+            live = await stored_offsets(conns.pauser, self.settings.consumer_group)
+            self.target = {k: live.get(k, 0) for k in self.target}
+            self.stats.total += sum(max(0, self.target[k] - self.position[k]) for k in self.target)
+        await self._read_to(conns.operator, conns.writer, self.position, self.target, self._progress)
+        if final:
+            self.redriven_during = await conns.operator.fetchval(
+                REDRIVEN_SINCE, list(self.tables), self._since, self.tenant
+            )
+
+    async def before_swap(self, conns: Connections) -> None:
+        if self.redriven_during:
+            raise ReplayInexact(
+                f"{self.redriven_during} dead letters were re-driven while this replay ran, "
+                "perhaps after it passed them; live is left as it was: run it again"
+            )
+
+    async def close(self) -> None:
+        if self._starting is not None:
+            await asyncio.gather(self._starting, return_exceptions=True)
+        self.decoding.close()
+        if self._consumer is not None:
             await self._consumer.stop()
-            for c in connections:
-                await c.close()
-        return result

@@ -107,6 +107,9 @@ class RowView:
 class Projection(ABC):
     """A current table (or several) derived from one or more ledgers."""
 
+    #: stable public name, unique among projections: operators select a projection by it
+    #: (``selene-ledger rebuild --projection NAME``), so renaming one breaks their scripts.
+    name: str = ""
     #: tables this projection writes (live names; shadows are derived).
     writes: tuple[TableSpec, ...] = ()
     #: ledgers whose events it consumes.

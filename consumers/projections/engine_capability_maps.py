@@ -104,6 +104,7 @@ def reduce_current(current: Row | None, event: LedgerEvent) -> Row | None:
 class EngineCapabilityMapProjection(Projection):
     """engine_capability_maps_current <- every event of the engine_capability_maps ledger."""
 
+    name = "engine_capability_maps"
     writes = (ENGINE_CAPABILITY_MAPS_CURRENT,)
     ledgers = frozenset({ENGINE_CAPABILITY_MAPS.name})
     event_ref_columns = ("source_event_id",)

@@ -91,6 +91,7 @@ _FOUNDATION_TYPES = (IdentityUpserted, DeviceRegistered, DeviceRevoked, SessionO
 class FoundationProjection(Projection):
     """identities, devices, sessions <- IDENTITY_UPSERTED, DEVICE_*, SESSION_* on the audit ledger."""
 
+    name = "foundation"
     writes = (IDENTITIES, DEVICES, SESSIONS)
     ledgers = frozenset({"audit_events"})
 
@@ -192,6 +193,7 @@ class ReferenceGuard(Projection):
     reference into a dead letter with a reason instead of a failed batch.
     """
 
+    name = "foundation_references"
     ledgers = frozenset({"audit_events"})
     live_only = True
 

@@ -181,6 +181,7 @@ def _in_wait_posture(wo: Row, at: datetime) -> bool:
 class WorkOrderProjection(Projection):
     """work_orders_current, work_order_step_attempts, work_order_leases <- the work-order ledger."""
 
+    name = "work_orders"
     writes = (WORK_ORDERS, STEP_ATTEMPTS, LEASES)
     indexes = (WORK_ORDERS_BY_CORRELATION,)
     ledgers = frozenset({WORK_ORDER_LEDGER.name})
@@ -475,6 +476,7 @@ class WorkOrderAuditEmitter(Projection):
     its dead letter is its record).
     """
 
+    name = "work_order_audit"
     ledgers = frozenset({WORK_ORDER_LEDGER.name})
     live_only = True
 

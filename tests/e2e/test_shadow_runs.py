@@ -15,7 +15,7 @@ import pytest
 
 from cli.workload import RawRecord, build
 from consumers import deadletters
-from consumers import rebuild as rebuild_module
+from consumers import shadow as shadow_module
 from consumers.db import connect
 from consumers.pipeline import Pipeline, Record
 from consumers.rebuild import Rebuilder
@@ -153,7 +153,7 @@ async def test_a_redrive_waits_while_a_rebuild_compares_and_swaps(
     redriver = await connect(topics.database_url)
     redrives: list[asyncio.Task[Any]] = []
     waited: list[bool] = []
-    real_compare = rebuild_module.compare
+    real_compare = shadow_module.compare
 
     async def slow_compare(conn: asyncpg.Connection, *args: Any) -> Any:
         redrives.append(asyncio.create_task(deadletters.redrive_one(redriver, Pipeline(topics), dead_id)))
@@ -161,7 +161,7 @@ async def test_a_redrive_waits_while_a_rebuild_compares_and_swaps(
         waited.append(not redrives[0].done())
         return await real_compare(conn, *args)
 
-    monkeypatch.setattr(rebuild_module, "compare", slow_compare)
+    monkeypatch.setattr(shadow_module, "compare", slow_compare)
     try:
         rebuilt = await Rebuilder(topics, tenant=tenant).run(verify=True, apply=True)
         report = await asyncio.wait_for(redrives[0], 30)
