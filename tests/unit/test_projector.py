@@ -1,0 +1,86 @@
+"""The projector without I/O: projection names, the rebuildable subsets ``rebuild --projection`` selects, and
+the rule that lets one projection be rebuilt alone (it reads no table another projection writes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import cast
+
+import asyncpg
+import pytest
+
+from consumers.pipeline import Pipeline
+from consumers.projections import PROJECTIONS
+from consumers.projections.base import Projection, RowRef, RowView
+from consumers.projections.foundation import IDENTITIES, FoundationProjection
+from consumers.projector import Projector, UnknownProjection
+from contracts.envelope import LedgerEvent, new_event
+from contracts.foundation import IdentityUpsertedEvent
+from contracts.settings import Settings
+
+
+def test_every_projection_has_a_name_of_its_own() -> None:
+    names = [p.name for p in PROJECTIONS]
+    assert all(names) and len(set(names)) == len(names), names
+    assert {"foundation", "work_orders", "engine_capability_maps"} <= set(names)
+    with pytest.raises(ValueError, match="a name of its own"):
+        Projector([FoundationProjection(), FoundationProjection()])
+
+
+def test_the_writer_and_the_shadows_share_one_projector() -> None:
+    pipeline = Pipeline(Settings())
+    shadowed = pipeline.projector.rebuildable()
+    assert pipeline.projections == pipeline.projector.projections
+    # The same projection objects, in the writer's order, without the live-only guards and emitters.
+    assert shadowed.projections == tuple(p for p in pipeline.projections if not p.live_only)
+    assert set(shadowed.tables) == set(pipeline.projector.tables)
+
+
+def test_a_subset_keeps_the_projectors_order_and_only_its_tables_and_ledgers() -> None:
+    projector = Projector(PROJECTIONS)
+    subset = projector.rebuildable(["work_orders", "foundation"])
+    assert subset.names == ("foundation", "work_orders")
+    assert [t.name for t in subset.tables] == [
+        "os_core.identities",
+        "os_core.devices",
+        "os_core.sessions",
+        "os_core.work_orders_current",
+        "os_core.work_order_step_attempts",
+        "os_core.work_order_leases",
+    ]
+    assert projector.rebuildable(["foundation"]).ledgers == ("audit_events",)
+
+
+def test_an_unknown_or_live_only_name_lists_the_rebuildable_ones() -> None:
+    projector = Projector(PROJECTIONS)
+    known = ", ".join(sorted(p.name for p in PROJECTIONS if not p.live_only))
+    with pytest.raises(UnknownProjection) as caught:
+        projector.rebuildable(["foundation", "nope", "foundation_references"])
+    assert caught.value.detail == f"no projection named foundation_references, nope; projections: {known}"
+
+
+class ReadsIdentities(Projection):
+    """Reads a table it does not write: rebuilt alone, it would read another projection's shadow."""
+
+    name = "reads_identities"
+    ledgers = frozenset({"audit_events"})
+
+    def reads(self, event: LedgerEvent) -> Iterable[RowRef]:
+        yield IDENTITIES, ("u-1",)
+
+    def apply(self, view: RowView, event: LedgerEvent) -> None:
+        return None
+
+
+async def test_a_projection_may_read_only_tables_its_projector_writes() -> None:
+    event = new_event(
+        IdentityUpsertedEvent, tenant_id="t", engine_id="PH1.F", correlation_id="c", occurred_at=datetime.now(UTC),
+        payload={"reason_code": "IDENTITY_CREATED", "user_id": "u-1"},
+    )  # fmt: skip
+    no_connection = cast(asyncpg.Connection, None)  # refused before any I/O
+    with pytest.raises(ValueError, match=r"read tables none of them writes: \['os_core.identities'\]"):
+        await Projector([ReadsIdentities()]).load(no_connection, [event])
+    with_writer = Projector([FoundationProjection(), ReadsIdentities()])
+    with pytest.raises(AttributeError):  # passes the check, then reaches for the (missing) connection
+        await with_writer.load(no_connection, [event])
