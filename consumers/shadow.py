@@ -11,6 +11,9 @@ Replay (source: the Kafka topics, ``consumers.replay``) and rebuild (source: the
 5. compare shadow and live (row count, an order-independent digest, the first differing keys) and/or swap
    the shadow rows into live in one transaction; then let the writer and the re-drives go.
 
+Steps 3 and 4 run when the run is exact (``ShadowRun.exact``: always for rebuild; for replay, with
+``--verify`` or ``--apply`` and no ``--as-of``, which ends in the past); step 5 with ``--verify``/``--apply``.
+
 Events reach the shadows through ``ShadowBuilder``, which drives the very projector the writer uses
 (``consumers.projector``: same load, apply and save) against the ``selene_shadow`` twins, so live, replay
 and rebuild are one code path. A run may build a subset of the projections (``rebuild --projection``):
