@@ -26,9 +26,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonschema import Draft202012Validator
+from jsonschema import Draft7Validator, Draft202012Validator
 from referencing import Registry, Resource
 
+from cli.main import main
 from contracts.codec import Decoder
 from contracts.envelope import EVENT_TYPES, LEDGERS, EventType
 from contracts.reasons import ContractViolation
@@ -472,6 +473,31 @@ def test_asyncapi_document(schemas: Export, exported: Path) -> None:
         for ref in operation["messages"]:
             assert ref["$ref"].startswith(operation["channel"]["$ref"] + "/messages/")
             assert _resolve(doc, ref["$ref"]) in channel["messages"].values()
+
+
+ASYNCAPI_SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "asyncapi" / "asyncapi-3.0.0.schema.json"
+
+
+def test_asyncapi_document_is_valid_asyncapi_3(schemas: Export) -> None:
+    """Against the AsyncAPI Initiative's own JSON Schema of 3.0.0 documents (tests/fixtures/asyncapi/), which
+    also checks the Kafka bindings; and a broken copy is refused, so the check is not vacuous."""
+    meta = json.loads(ASYNCAPI_SCHEMA.read_text())
+    validator = Draft7Validator(meta)
+    assert [e.message for e in validator.iter_errors(schemas.asyncapi)] == []
+    broken = json.loads(json.dumps(schemas.asyncapi))
+    next(iter(broken["channels"].values()))["bindings"]["kafka"]["partitions"] = "three"
+    assert not validator.is_valid(broken)
+
+
+def test_cli_exports_with_the_settings_topics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELENE_TOPIC_PREFIX", "engines.")
+    monkeypatch.setenv("SELENE_TOPIC_PARTITIONS", "12")
+    assert main(["schema", "export", str(tmp_path), "--base-uri", "https://schemas.example.org/selene"]) == 0
+    doc = json.loads((tmp_path / "asyncapi.json").read_text())
+    assert {c["address"] for c in doc["channels"].values()} == {s.topic("engines.") for s in LEDGERS.values()}
+    assert {c["bindings"]["kafka"]["partitions"] for c in doc["channels"].values()} == {12}
+    audit = json.loads((tmp_path / "audit_events" / "AUDIT_RECORDED.schema.json").read_text())
+    assert audit["$id"] == "https://schemas.example.org/selene/audit_events/AUDIT_RECORDED.schema.json"
 
 
 def _assert_key(schemas: Export, ledger: str, event_type: str, key: bytes) -> None:
