@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -42,18 +43,15 @@ def _print_json(data: Any) -> None:
 
 
 def _progress(label: str) -> Callable[[Any], None]:
-    def report(stats: Any) -> None:
+    def render(stats: Any) -> str:
         r = stats.result
         dead = sum(r.dead_lettered.values())
-        print(
-            f"\r{label}: consumed {r.consumed}  appended {r.appended}  deduplicated {r.deduplicated}  "
-            f"dead-lettered {dead}  {stats.rate:,.0f} events/s",
-            end="",
-            file=sys.stderr,
-            flush=True,
+        return (
+            f"{label}: consumed {r.consumed}  appended {r.appended}  deduplicated {r.deduplicated}  "
+            f"dead-lettered {dead}  {stats.rate:,.0f} events/s"
         )
 
-    return report
+    return logs.progress_printer(render, label=label)
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -106,19 +104,29 @@ async def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     writer = LedgerWriter(settings)
+    address = args.metrics or settings.metrics_address
     try:
-        stats = await writer.run(
-            until_caught_up=args.until_caught_up,
-            stop=stop,
-            progress=_progress("writer"),
-            idle_timeout=args.idle_timeout,
-        )
+        async with contextlib.AsyncExitStack() as stack:
+            if address:
+                from consumers.metrics import HealthBounds, WriterMetrics
+
+                bounds = HealthBounds(
+                    max_lag=args.ready_max_lag, commit_within_s=args.ready_stall, retrying_for_s=args.ready_stall
+                )
+                await stack.enter_async_context(WriterMetrics(writer, settings, bounds).serve(address))
+            stats = await writer.run(
+                until_caught_up=args.until_caught_up,
+                stop=stop,
+                progress=_progress("writer"),
+                idle_timeout=args.idle_timeout,
+            )
     except UnreadableRecords as exc:
         # A fault of the log, not of one record's content: one line an operator can act on, no traceback.
         # PostgreSQL keeps the offset to resume from.
-        print(f"\nconsume: stopped: {exc}", file=sys.stderr)
+        logs.end_progress()
+        print(f"consume: stopped: {exc}", file=sys.stderr)
         return 3
-    print(file=sys.stderr)
+    logs.end_progress()
     r = stats.result
     print(
         f"consumed {r.consumed}, appended {r.appended}, deduplicated {r.deduplicated}, "
@@ -423,6 +431,26 @@ def build_parser() -> argparse.ArgumentParser:
     consume = sub.add_parser("consume", help="run the ledger writer")
     consume.add_argument("--until-caught-up", action="store_true")
     consume.add_argument("--idle-timeout", type=float, default=None)
+    consume.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve /metrics, /health/live and /health/ready here (also SELENE_METRICS_ADDRESS; off by default)",
+    )
+    consume.add_argument(
+        "--ready-max-lag",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="/health/ready fails with more than N records left to write (100000)",
+    )
+    consume.add_argument(
+        "--ready-stall",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="/health/ready fails when records wait and no batch committed for this long, or a batch is retried "
+        "this long (60)",
+    )
     dlq = sub.add_parser("dlq", help="dead letters: list, show, redrive, discard")
     dsub = dlq.add_subparsers(dest="action", required=True)
     dl = dsub.add_parser("list")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -25,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -44,9 +45,28 @@ log = logging.getLogger("selene.writer")
 Progress = Callable[["WriterStats"], None]
 
 
+def lifecycle(
+    event: str, message: str, *, level: int = logging.INFO, tenant: str | None = None, **fields: object
+) -> None:
+    """One log line per lifecycle event, its fields (topic, partition, offset, tenant, ...) kept apart from the
+    message so that ``--log-format json`` gives them to a log shipper as fields (cli/logs.py)."""
+    log.log(level, message, extra={"fields": {"event": event, **fields, "tenant": tenant}})
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """A committed batch, for observers (the metrics): its size, how long its transaction took (the attempt
+    that committed), when it committed, and its records' Kafka timestamps (ms; None where a record has none)."""
+
+    records: int
+    seconds: float
+    committed_at_ms: int
+    timestamps_ms: list[int | None]
+
+
 @dataclass
 class WriterStats:
-    """Running totals of a writer process."""
+    """Running totals of a writer process: what the progress line prints and the metrics export."""
 
     result: BatchResult = field(default_factory=BatchResult)
     batches: int = 0
@@ -54,7 +74,17 @@ class WriterStats:
     retries: int = 0
     isolations: int = 0
     fenced_partitions: int = 0
+    #: partitions claimed (each assignment of a partition to this writer, with a new fencing epoch)
+    claimed_partitions: int = 0
+    #: records per (ledger, outcome, reason): outcome appended | duplicate | dead; reason only for dead
+    outcomes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
+    #: monotonic time of the last committed batch; of the first failed attempt at the batch retried now
+    last_commit: float | None = None
+    retrying_since: float | None = None
+    retry_reason: str = ""
+    #: called with each committed batch (the metrics' histograms); none by default: no cost
+    observers: list[Callable[[BatchDone], None]] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -99,11 +129,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self.writer.lock:  # the batch in flight finishes (or fails) first
             for tp in revoked:
                 self.writer.claims.pop((tp.topic, tp.partition), None)
+                offset = self.writer.positions.get((tp.topic, tp.partition))
+                lifecycle("revoked", "partition revoked", topic=tp.topic, partition=tp.partition, offset=offset)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         # aiokafka logs and swallows what a listener raises, which would leave these partitions assigned
         # to us and never written until the next rebalance. ``claim`` retries outages itself; anything
         # else stops the writer (its loop raises it), so the group moves the partitions to a healthy one.
+        for tp in assigned:
+            lifecycle("assigned", "partition assigned", topic=tp.topic, partition=tp.partition)
         try:
             async with self.writer.lock:
                 await self.writer.claim(assigned)
@@ -144,6 +178,40 @@ class LedgerWriter:
         self._kafka_pending: dict[tuple[str, int], int] = {}
         #: an error raised where aiokafka would swallow it (the rebalance listener), raised by ``run``'s loop
         self.fatal: BaseException | None = None
+        #: partitions whose "caught up" was logged since their claim (logged again after new records)
+        self._caught_up_logged: set[tuple[str, int]] = set()
+        self.running = False
+        self._written: list[Item] = []
+
+    @functools.cached_property
+    def _ledger_of(self) -> dict[str, str]:
+        return {spec.topic(self.settings.topic_prefix): name for name, spec in LEDGERS.items()}
+
+    async def partition_lag(self, wait_s: float = 5.0) -> dict[tuple[str, int], int]:
+        """Records left to write per claimed partition: its last stable offset (asked of the broker; the last
+        fetch's where the broker does not answer within ``wait_s``) less the position PostgreSQL holds."""
+        consumer = self._consumer
+        if consumer is None or not self.running:
+            return {}
+        claimed = [TopicPartition(*tp) for tp in self.claims]
+        assigned = consumer.assignment()
+        claimed = [tp for tp in claimed if tp in assigned]
+        ends: dict[TopicPartition, int] = {}
+        if claimed:
+            try:
+                ends = await asyncio.wait_for(consumer.end_offsets(claimed), wait_s)
+            except (KafkaError, TimeoutError) as exc:
+                log.info("end offsets not refreshed (%s); using the last fetch's", exc)
+        out = {}
+        for tp in claimed:
+            key = (tp.topic, tp.partition)
+            if tp not in consumer.assignment() or key not in self.positions:
+                continue
+            lso = consumer.last_stable_offset(tp)
+            end = max(ends.get(tp, -1), lso if lso is not None else -1)
+            if end >= 0:
+                out[key] = max(0, end - self.positions[key])
+        return out
 
     async def claim(self, assigned: Sequence[TopicPartition]) -> None:
         """Take ownership of newly assigned partitions in PostgreSQL and seek to the stored offsets."""
@@ -164,6 +232,16 @@ class LedgerWriter:
         for tp in assigned:
             c = claims[(tp.topic, tp.partition)]
             self.claims[(tp.topic, tp.partition)] = c
+            self.stats.claimed_partitions += 1
+            self._caught_up_logged.discard((tp.topic, tp.partition))
+            lifecycle(
+                "claimed",
+                "claimed partition",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=c.next_offset,
+                epoch=c.fence_epoch,
+            )
             self.positions[(tp.topic, tp.partition)] = c.next_offset
             self.generation[(tp.topic, tp.partition)] = self.generation.get((tp.topic, tp.partition), 0) + 1
             self._consumer.seek(tp, c.next_offset)
@@ -207,6 +285,7 @@ class LedgerWriter:
         )
         options.update(self.consumer_options)  # a caller's (a drill's) settings win
         self._consumer = AIOKafkaConsumer(**options)
+        self.running = True
         try:
             await self._consumer.start()  # (a broker that cannot be reached fails here: stopped below, pool closed)
             self._consumer.subscribe(ledger_topics(self.settings), listener=_Rebalance(self))
@@ -225,19 +304,20 @@ class LedgerWriter:
                         if isinstance(exc, KafkaError) and exc.retriable:
                             raise
                         raise await locate_unreadable(self.settings, await self._resume_points(), exc) from exc
+                    if progress and time.monotonic() - last_report >= progress_every:
+                        progress(self.stats)
+                        last_report = time.monotonic()
                     if batch.records:
                         idle_since = time.monotonic()
                         async with self.lock:
                             await self._process(batch)
                         continue
                     await self._pass_gaps(prefetch)
+                    self._log_caught_up()
                     if (until_caught_up and await self._caught_up()) or (
                         idle_timeout is not None and time.monotonic() - idle_since > idle_timeout
                     ):
                         break
-                    if progress and time.monotonic() - last_report >= progress_every:
-                        progress(self.stats)
-                        last_report = time.monotonic()
             finally:
                 await prefetch.close()
                 if self._kafka_commit is not None:
@@ -246,8 +326,31 @@ class LedgerWriter:
                 progress(self.stats)
             return self.stats
         finally:
+            self.running = False
             await self._consumer.stop()
             await self._pool.close()
+            r = self.stats.result
+            lifecycle(
+                "shutdown",
+                f"writer stopped: consumed {r.consumed}, appended {r.appended}, deduplicated {r.deduplicated}, "
+                f"dead-lettered {r.dead_total}",
+                partitions=len(self.claims),
+            )
+
+    def _log_caught_up(self) -> None:
+        """Log "caught up" once per claim, when a partition's stored position reaches the last stable offset
+        the last fetch reported (no request: this runs on every idle turn of the loop)."""
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        for key in self.claims.keys() - self._caught_up_logged:
+            tp = TopicPartition(*key)
+            if tp not in assigned:
+                continue
+            lso = self._consumer.last_stable_offset(tp)
+            at = self.positions.get(key)
+            if lso is not None and at is not None and at >= lso:
+                self._caught_up_logged.add(key)
+                lifecycle("caught_up", "caught up", topic=key[0], partition=key[1], offset=at)
 
     async def _prepare(
         self, timeout_ms: int = 300, max_records: int | None = None, prefetch: _Prefetch | None = None
@@ -361,6 +464,7 @@ class LedgerWriter:
             if self.before_write is not None:
                 await self.before_write()
             items = None if decoded is None else [i for i in decoded if (i.record.topic, i.record.partition) in current]
+            attempt = time.monotonic()
             try:
                 if isolate:
                     result, advanced = await self._transaction(mine, None, isolate=True)
@@ -382,20 +486,68 @@ class LedgerWriter:
                 # Counted now if the database answered (a data failure), so a writer stuck on a batch shows.
                 if failed is not None and await count_retries({(r.topic, r.partition) for r in mine}):
                     uncounted.clear()
+                if self.stats.retrying_since is None:
+                    self.stats.retrying_since = time.monotonic()
+                self.stats.retry_reason = reason
+                first = min(mine, key=lambda r: (r.topic, r.partition, r.offset))
+                where: dict[str, Any] = {"topic": first.topic, "partition": first.partition, "offset": first.offset}
                 if isolating:
                     isolate = True
                     self.stats.isolations += 1
-                    log.warning("batch failed %d times in a row (%s); writing it event by event", in_a_row, exc)
+                    lifecycle(
+                        "isolating",
+                        f"batch failed {in_a_row} times in a row; writing it event by event: {exc}",
+                        level=logging.WARNING,
+                        reason=reason,
+                        **where,
+                    )
                     continue
-                log.warning("batch failed, retrying in %.1fs: %s", delay, exc)
+                lifecycle(
+                    "retry",
+                    f"batch failed, retrying in {delay:.1f}s: {exc}",
+                    level=logging.WARNING,
+                    reason=reason,
+                    **where,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        done = time.monotonic()
         if uncounted:
             await count_retries({(r.topic, r.partition) for r in mine})
         self.stats.result.add(result)
         self.stats.batches += 1
+        self.stats.last_commit, self.stats.retrying_since, self.stats.retry_reason = done, None, ""
+        self._account(self._written, done - attempt)
         self.positions.update(advanced)
         self._commit_to_kafka(advanced)
+
+    def _account(self, written: list[Item], seconds: float) -> None:
+        """Per-ledger outcomes, a log line per dead letter, and the committed batch for observers."""
+        ledgers = self._ledger_of
+        outcomes = self.stats.outcomes
+        for i in written:
+            ledger = ledgers.get(i.record.topic, i.record.topic)
+            if i.outcome == "dead":
+                reason = str(i.reason)
+                outcomes[(ledger, "dead", reason)] += 1
+                lifecycle(
+                    "dead_letter",
+                    f"dead letter ({i.status or 'OPEN'}): {i.detail[:300]}",
+                    tenant=i.event.tenant_id if i.event is not None else None,
+                    topic=i.record.topic,
+                    partition=i.record.partition,
+                    offset=i.record.offset,
+                    reason=reason,
+                    ledger=ledger,
+                )
+            else:
+                outcomes[(ledger, i.outcome, "")] += 1
+        if self.stats.observers:
+            stamps = [r.timestamp_ms if r.timestamp_ms is not None and r.timestamp_ms >= 0 else None for r in
+                      (i.record for i in written)]  # fmt: skip
+            done = BatchDone(len(written), seconds, int(time.time() * 1000), stamps)
+            for observe in self.stats.observers:
+                observe(done)
 
     async def _write(
         self, records: list[Record], decoded: list[Item] | None = None
@@ -422,10 +574,17 @@ class LedgerWriter:
         async with self._pool.acquire() as proxy, proxy.transaction():
             conn = _conn(proxy)
             stored = await self.offsets.lock(conn, claims.values())
-            for tp in parts - stored.keys():  # fenced: another consumer owns it now
+            for tp in sorted(parts - stored.keys()):  # fenced: another consumer owns it now
                 self.claims.pop(tp, None)
                 self.stats.fenced_partitions += 1
-                log.warning("partition %s moved to another consumer; dropping its records", tp)
+                lifecycle(
+                    "fenced",
+                    "fenced: partition moved to another consumer; dropping its records",
+                    topic=tp[0],
+                    partition=tp[1],
+                    offset=self.positions.get(tp),
+                    epoch=claims[tp].fence_epoch,
+                )
 
             def wanted(r: Record) -> bool:
                 return (r.topic, r.partition) in stored and r.offset >= stored[(r.topic, r.partition)]
@@ -447,6 +606,7 @@ class LedgerWriter:
         # Where a retry after an ambiguous commit finds its records already stored, the stored offset is the
         # position reached (the write that got no reply did commit): without it the writer would never
         # count itself caught up.
+        self._written = items  # (for ``_account``: the items of the transaction that committed)
         return result, {**stored, **advanced}
 
     def _commit_to_kafka(self, advanced: dict[tuple[str, int], int]) -> None:
