@@ -27,7 +27,7 @@ def view(**changes: object) -> WriterView:
         ({"lag": {TP: 60, ("t", 1): 60}}, False, "lag 120 records above 100 (most behind: "),
         ({"lag": {TP: 5}, "last_commit": 900.0}, False, "lag 5 records but no batch committed for 100s"),
         ({"lag": {TP: 5}, "last_commit": None, "started": 990.0}, True, "lag 5 records"),  # just started
-        ({"lag": {TP: 5}, "last_commit": None, "started": 0.0}, False, "lag 5 records but no batch committed for 1000s"),
+        ({"lag": {TP: 5}, "last_commit": None, "started": 0.0}, False, "lag 5 records but no batch committed for 1000"),
         ({"retrying_since": 980.0, "retry_reason": "DATABASE_UNAVAILABLE"}, True, "caught up"),
         ({"retrying_since": 960.0, "retry_reason": "DATABASE_UNAVAILABLE"}, False, "retrying a batch for 40s"),
         ({"claimed": 0, "lag": {}}, False, "no partitions claimed"),
