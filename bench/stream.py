@@ -26,7 +26,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from cli.workload import build
 from consumers.pipeline import Record
 from contracts.codec import encode
-from contracts.envelope import LEDGERS, LedgerEvent
+from contracts.envelope import LedgerEvent
+from contracts.registry import LEDGERS
 
 #: Letters that are not hex digits: a token made of them cannot appear inside a UUID's text.
 TOKEN_LETTERS = "ghjkmnpqrstvwxyz"

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from contracts.audit import AuditRecordedEvent
-from contracts.envelope import LEDGERS, LedgerEvent, new_event, uuid7
+from contracts.envelope import LedgerEvent, new_event, uuid7
 from contracts.foundation import (
     ConversationTurnEvent,
     DeviceRegisteredEvent,
     IdentityUpsertedEvent,
     SessionOpenedEvent,
 )
+from contracts.registry import LEDGERS
 from contracts.work_orders import (
     ClarificationResolvedEvent,
     FieldsSetEvent,

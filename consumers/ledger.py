@@ -17,7 +17,8 @@ import asyncpg
 
 from consumers.chain import Advance, advance_cte, link_tables
 from contracts.codec import canonical_payload, content_sha256
-from contracts.envelope import EVENT_TYPES, LedgerEvent, LedgerSpec, event_tag
+from contracts.envelope import LedgerEvent, LedgerSpec, event_tag
+from contracts.registry import EVENT_TYPES
 
 Extractor = Callable[[LedgerEvent], Any]
 

@@ -58,8 +58,9 @@ from consumers.ledger import LedgerRow, LedgerTable
 from consumers.offsets import stored_offsets
 from consumers.pipeline import Pipeline, Record
 from consumers.shadow import Connections, ShadowRun, TableComparison, pause_redrives
-from contracts.envelope import LEDGERS, LedgerEvent
+from contracts.envelope import LedgerEvent
 from contracts.reasons import SeleneError
+from contracts.registry import LEDGERS
 from contracts.settings import Settings
 
 # The dead letters among a fetch's records of one topic ($2-$4: partition, first and last offset fetched; a

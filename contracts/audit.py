@@ -20,22 +20,20 @@ from contracts.envelope import (
     ReasonText,
     ShortText,
     StorableText,
-    register_event,
-    register_ledger,
+    define_event,
 )
 from contracts.reasons import ReasonCode
+from contracts.slice import LedgerColumns, SliceContract
 
-AUDIT_EVENTS = register_ledger(
-    LedgerSpec(
-        name="audit_events",
-        table="os_core.audit_events",
-        id_column="event_id",
-        idempotency_scope=("tenant_id", "correlation_id", "idempotency_key"),
-        contract_invalid=ReasonCode.EVENT_SCHEMA_INVALID,
-        tenant_violation=ReasonCode.EVENT_TENANT_MISMATCH,
-        duplicate=ReasonCode.IDEMPOTENCY_REPLAY,
-        append_only_violation=ReasonCode.PH1_J_AUDIT_APPEND_ONLY_VIOLATION,
-    )
+AUDIT_EVENTS = LedgerSpec(
+    name="audit_events",
+    table="os_core.audit_events",
+    id_column="event_id",
+    idempotency_scope=("tenant_id", "correlation_id", "idempotency_key"),
+    contract_invalid=ReasonCode.EVENT_SCHEMA_INVALID,
+    tenant_violation=ReasonCode.EVENT_TENANT_MISMATCH,
+    duplicate=ReasonCode.IDEMPOTENCY_REPLAY,
+    append_only_violation=ReasonCode.PH1_J_AUDIT_APPEND_ONLY_VIOLATION,
 )
 
 AttributeValue = StorableText | int | bool | None
@@ -64,4 +62,16 @@ class AuditRecorded(AuditPayload):
     attributes: Attributes = Field(default_factory=dict)
 
 
-AuditRecordedEvent = register_event(AUDIT_EVENTS, "AUDIT_RECORDED", AuditRecorded)
+AuditRecordedEvent = define_event(AUDIT_EVENTS, "AUDIT_RECORDED", AuditRecorded)
+
+SLICE = SliceContract(
+    name="audit",
+    engines=("PH1.J",),
+    kind="ledger_only",
+    seed_row=2,
+    doc="docs/DB_WIRING/PH1_J.md",
+    acceptance="AT-PH1-J-DB",
+    ledgers=(LedgerColumns(AUDIT_EVENTS, AuditPayload),),
+    events=(AuditRecordedEvent,),
+    reasons=(ReasonCode.PH1_J_AUDIT_APPEND_ONLY_VIOLATION,),
+)

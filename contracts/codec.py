@@ -17,8 +17,9 @@ from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
-from contracts.envelope import EVENT_TYPES, LEDGERS, LedgerEvent, contract_violation, event_tag
+from contracts.envelope import LedgerEvent, contract_violation, event_tag
 from contracts.reasons import ContractViolation, ReasonCode
+from contracts.registry import registry
 
 HEADER_TENANT = "selene-tenant"
 HEADER_LEDGER = "selene-ledger"
@@ -144,7 +145,7 @@ class Decoder:
     """Validates raw Kafka values into typed events; every failure is a ``ContractViolation``."""
 
     def __init__(self, max_event_bytes: int) -> None:
-        members = tuple(Annotated[e.model, Tag(e.tag)] for e in EVENT_TYPES.values())
+        members = tuple(Annotated[e.model, Tag(e.tag)] for e in registry().event_types.values())
         union = Annotated[Union[members], Discriminator(_discriminate)]  # type: ignore[valid-type]  # noqa: UP007
         self._adapter: TypeAdapter[LedgerEvent] = TypeAdapter(union)
         self.max_event_bytes = max_event_bytes
@@ -209,11 +210,12 @@ def _classify(exc: ValidationError) -> ContractViolation:
         ledger = raw.get("ledger") if isinstance(raw, dict) else None
         if not isinstance(ledger, str):
             return ContractViolation("the event names no ledger", ReasonCode.EVENT_SCHEMA_INVALID)
-        if ledger not in LEDGERS:
+        if ledger not in registry().ledgers:
             return ContractViolation(f"unknown ledger {ledger!r}", ReasonCode.EVENT_UNKNOWN_LEDGER)
         return ContractViolation(
             f"unknown event type {raw.get('event_type')!r} for ledger {ledger!r}", ReasonCode.EVENT_UNKNOWN_TYPE
         )
     tag = str(first["loc"][0]) if first["loc"] else ""
-    code = EVENT_TYPES[tag].spec.contract_invalid if tag in EVENT_TYPES else ReasonCode.EVENT_SCHEMA_INVALID
+    entry = registry().event_types.get(tag)
+    code = entry.spec.contract_invalid if entry is not None else ReasonCode.EVENT_SCHEMA_INVALID
     return contract_violation(code, exc, loc_start=1)

@@ -28,22 +28,20 @@ from contracts.envelope import (
     LedgerSpec,
     Payload,
     ReasonText,
-    register_event,
-    register_ledger,
+    define_event,
 )
 from contracts.reasons import ReasonCode
+from contracts.slice import LatestPerKey, LedgerColumns, SliceContract
 
-ENGINE_CAPABILITY_MAPS = register_ledger(
-    LedgerSpec(
-        name="engine_capability_maps",
-        table="os_process.engine_capability_maps",
-        id_column="engine_capability_map_event_id",
-        idempotency_scope=("tenant_id", "engine_id", "capability_id", "capability_map_version", "idempotency_key"),
-        contract_invalid=ReasonCode.ECM_CONTRACT_VALIDATION_FAILED,
-        tenant_violation=ReasonCode.ECM_TENANT_SCOPE_VIOLATION,
-        duplicate=ReasonCode.ECM_IDEMPOTENCY_REPLAY,
-        append_only_violation=ReasonCode.ECM_APPEND_ONLY_VIOLATION,
-    )
+ENGINE_CAPABILITY_MAPS = LedgerSpec(
+    name="engine_capability_maps",
+    table="os_process.engine_capability_maps",
+    id_column="engine_capability_map_event_id",
+    idempotency_scope=("tenant_id", "engine_id", "capability_id", "capability_map_version", "idempotency_key"),
+    contract_invalid=ReasonCode.ECM_CONTRACT_VALIDATION_FAILED,
+    tenant_violation=ReasonCode.ECM_TENANT_SCOPE_VIOLATION,
+    duplicate=ReasonCode.ECM_IDEMPOTENCY_REPLAY,
+    append_only_violation=ReasonCode.ECM_APPEND_ONLY_VIOLATION,
 )
 
 # Seed 002's capability ids are upper-case tokens (OS_WORK_ORDER_LEDGER_APPEND, WORKORDER_LIST_PENDING).
@@ -103,8 +101,44 @@ class CapabilityMapDeprecated(EngineCapabilityMapEventInput):
     status: ClassVar[Status] = "DEPRECATED"
 
 
-CapabilityMapPublishedEvent = register_event(ENGINE_CAPABILITY_MAPS, "CAPABILITY_MAP_PUBLISHED", CapabilityMapPublished)
-CapabilityMapActivatedEvent = register_event(ENGINE_CAPABILITY_MAPS, "CAPABILITY_MAP_ACTIVATED", CapabilityMapActivated)
-CapabilityMapDeprecatedEvent = register_event(
+CapabilityMapPublishedEvent = define_event(ENGINE_CAPABILITY_MAPS, "CAPABILITY_MAP_PUBLISHED", CapabilityMapPublished)
+CapabilityMapActivatedEvent = define_event(ENGINE_CAPABILITY_MAPS, "CAPABILITY_MAP_ACTIVATED", CapabilityMapActivated)
+CapabilityMapDeprecatedEvent = define_event(
     ENGINE_CAPABILITY_MAPS, "CAPABILITY_MAP_DEPRECATED", CapabilityMapDeprecated
+)
+
+SLICE = SliceContract(
+    name="engine_capability_maps",
+    engines=("SELENE_OS",),
+    kind="ledger_current",
+    seed_row=24,
+    doc="docs/DB_WIRING/ENGINE_CAPABILITY_MAPS_TABLES.md",
+    acceptance="AT-ECM-DB",
+    ledgers=(
+        LedgerColumns(
+            ENGINE_CAPABILITY_MAPS,
+            EngineCapabilityMapEventInput,
+            renamed_envelope=(("engine_id", "publisher_engine_id"),),
+        ),
+    ),
+    events=(CapabilityMapPublishedEvent, CapabilityMapActivatedEvent, CapabilityMapDeprecatedEvent),
+    # The current row follows the highest version; a version's route is immutable once published.
+    current=(
+        LatestPerKey(
+            table="os_process.engine_capability_maps_current",
+            key=("engine_id", "capability_id"),
+            version="capability_map_version",
+            immutable_within_version=ROUTE_FIELDS,
+            conflict=ReasonCode.ECM_VERSION_ROUTE_CONFLICT,
+            derived=(("status", "text"),),
+        ),
+    ),
+    reasons=(
+        ReasonCode.ECM_APPEND_ONLY_VIOLATION,
+        ReasonCode.ECM_IDEMPOTENCY_REPLAY,
+        ReasonCode.ECM_TENANT_SCOPE_VIOLATION,
+        ReasonCode.ECM_CONTRACT_VALIDATION_FAILED,
+        ReasonCode.ECM_VERSION_ROUTE_CONFLICT,
+    ),
+    non_blocking=frozenset({ReasonCode.ECM_IDEMPOTENCY_REPLAY, ReasonCode.ECM_VERSION_ROUTE_CONFLICT}),
 )

@@ -2,8 +2,9 @@
 
 One envelope for every engine: who (tenant, engine), where (ledger), what (event type and a typed payload),
 and the keys that make appends idempotent and traceable (event id, idempotency key, correlation and turn
-ids). Each slice registers its ledgers and event types here; ``contracts.registry`` imports every slice and
-builds the decoder, so adding an engine never touches the consumer loop.
+ids). Each slice defines its ledgers (``LedgerSpec``) and event models (``define_event``) and declares them in
+its ``SLICE`` (``contracts.slice``); nothing here keeps a global list: ``contracts.registry`` builds the one
+immutable registry from the slices' declarations, so adding an engine never touches the consumer loop.
 """
 
 from __future__ import annotations
@@ -145,6 +146,10 @@ class LedgerEvent(StrictModel):
     payload: Payload
 
     spec: ClassVar[LedgerSpec]
+    #: the payload model this (ledger, event type) was defined with (``define_event``).
+    payload_model: ClassVar[type[Payload]]
+    #: the event type's name (the ``event_type`` literal).
+    event_type_name: ClassVar[str]
 
     def model_post_init(self, context: Any, /) -> None:
         # As for payloads; and pydantic takes a payload *instance* as it is, ``model_construct``'d or of a
@@ -153,7 +158,8 @@ class LedgerEvent(StrictModel):
         if not _MARKING.get() or sys._getframe(1).f_code is _MODEL_CONSTRUCT:
             return  # first: a model_construct'd event may lack any field
         payload = self.payload
-        if type(payload) is _PAYLOAD_MODELS.get(type(self)) and validated(payload):
+        # The class's own attribute, not an inherited one: a subclass of a defined model is not that model.
+        if type(payload) is vars(type(self)).get("payload_model") and validated(payload):
             _mark_validated(self)
 
     @property
@@ -197,21 +203,14 @@ class EventType:
     def tag(self) -> str:
         return event_tag(self.spec.name, self.name)
 
-
-LEDGERS: dict[str, LedgerSpec] = {}
-EVENT_TYPES: dict[str, EventType] = {}
-# Each registered event model's payload model: what ``validated`` requires of an event's payload.
-_PAYLOAD_MODELS: dict[type[LedgerEvent], type[Payload]] = {}
+    @classmethod
+    def of(cls, model: type[LedgerEvent]) -> EventType:
+        """The entry of an event model built by ``define_event``."""
+        return cls(spec=model.spec, name=model.event_type_name, payload=model.payload_model, model=model)
 
 
 def event_tag(ledger: object, event_type: object) -> str:
     return f"{ledger}|{event_type}"
-
-
-def register_ledger(spec: LedgerSpec) -> LedgerSpec:
-    """Declare a ledger; its topic is ``<prefix><schema>.<table>``."""
-    LEDGERS[spec.name] = spec
-    return spec
 
 
 def _an_int(value: Any) -> Any:
@@ -222,14 +221,15 @@ def _an_int(value: Any) -> Any:
     return value
 
 
-def register_event(
+def define_event(
     spec: LedgerSpec,
     event_type: str,
     payload: type[Payload],
     schema_versions: tuple[int, ...] = (1,),
     base: type[LedgerEvent] = LedgerEvent,
 ) -> type[LedgerEvent]:
-    """Declare an event type of a ledger and build its envelope model.
+    """Build the envelope model of an event type of a ledger (registered nowhere: a slice lists it in its
+    ``SLICE`` declaration, and ``contracts.registry`` collects the declarations).
 
     ``base`` lets a slice tighten envelope fields for its event type (a required turn id, a fixed engine),
     so that the publisher refuses what the writer would dead-letter, with the same contract.
@@ -242,9 +242,8 @@ def register_event(
     }
     model: type[LedgerEvent] = create_model(f"{payload.__name__}Event", __base__=base, **fields)
     model.spec = spec
-    _PAYLOAD_MODELS[model] = payload
-    entry = EventType(spec=spec, name=event_type, payload=payload, model=model)
-    EVENT_TYPES[entry.tag] = entry
+    model.payload_model = payload
+    model.event_type_name = event_type
     return model
 
 

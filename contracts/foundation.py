@@ -13,8 +13,9 @@ from typing import Literal
 from pydantic import Field
 
 from contracts.audit import AUDIT_EVENTS, Attributes, AuditPayload
-from contracts.envelope import Ident, LedgerSpec, Payload, ShortText, StorableText, register_event, register_ledger
+from contracts.envelope import Ident, LedgerSpec, Payload, ShortText, StorableText, define_event
 from contracts.reasons import ReasonCode
+from contracts.slice import LedgerColumns, SliceContract
 
 
 class _UserScoped(AuditPayload):
@@ -51,23 +52,21 @@ class SessionClosed(_UserScoped):
     session_id: Ident
 
 
-IdentityUpsertedEvent = register_event(AUDIT_EVENTS, "IDENTITY_UPSERTED", IdentityUpserted)
-DeviceRegisteredEvent = register_event(AUDIT_EVENTS, "DEVICE_REGISTERED", DeviceRegistered)
-DeviceRevokedEvent = register_event(AUDIT_EVENTS, "DEVICE_REVOKED", DeviceRevoked)
-SessionOpenedEvent = register_event(AUDIT_EVENTS, "SESSION_OPENED", SessionOpened)
-SessionClosedEvent = register_event(AUDIT_EVENTS, "SESSION_CLOSED", SessionClosed)
+IdentityUpsertedEvent = define_event(AUDIT_EVENTS, "IDENTITY_UPSERTED", IdentityUpserted)
+DeviceRegisteredEvent = define_event(AUDIT_EVENTS, "DEVICE_REGISTERED", DeviceRegistered)
+DeviceRevokedEvent = define_event(AUDIT_EVENTS, "DEVICE_REVOKED", DeviceRevoked)
+SessionOpenedEvent = define_event(AUDIT_EVENTS, "SESSION_OPENED", SessionOpened)
+SessionClosedEvent = define_event(AUDIT_EVENTS, "SESSION_CLOSED", SessionClosed)
 
-CONVERSATION_LEDGER = register_ledger(
-    LedgerSpec(
-        name="conversation_ledger",
-        table="conversation.conversation_ledger",
-        id_column="conversation_turn_id",
-        idempotency_scope=("tenant_id", "correlation_id", "idempotency_key"),
-        contract_invalid=ReasonCode.EVENT_SCHEMA_INVALID,
-        tenant_violation=ReasonCode.EVENT_TENANT_MISMATCH,
-        duplicate=ReasonCode.IDEMPOTENCY_REPLAY,
-        append_only_violation=ReasonCode.PH1_F_CONVERSATION_APPEND_ONLY_VIOLATION,
-    )
+CONVERSATION_LEDGER = LedgerSpec(
+    name="conversation_ledger",
+    table="conversation.conversation_ledger",
+    id_column="conversation_turn_id",
+    idempotency_scope=("tenant_id", "correlation_id", "idempotency_key"),
+    contract_invalid=ReasonCode.EVENT_SCHEMA_INVALID,
+    tenant_violation=ReasonCode.EVENT_TENANT_MISMATCH,
+    duplicate=ReasonCode.IDEMPOTENCY_REPLAY,
+    append_only_violation=ReasonCode.PH1_F_CONVERSATION_APPEND_ONLY_VIOLATION,
 )
 
 
@@ -83,4 +82,28 @@ class ConversationTurn(Payload):
     metadata: Attributes = Field(default_factory=dict)
 
 
-ConversationTurnEvent = register_event(CONVERSATION_LEDGER, "CONVERSATION_TURN_RECORDED", ConversationTurn)
+ConversationTurnEvent = define_event(CONVERSATION_LEDGER, "CONVERSATION_TURN_RECORDED", ConversationTurn)
+
+SLICE = SliceContract(
+    name="foundation",
+    engines=("PH1.F", "PH1.L"),
+    kind="custom",
+    seed_row=1,
+    doc="docs/DB_WIRING/PH1_F.md",
+    acceptance="AT-PH1-F-DB",
+    ledgers=(
+        LedgerColumns(
+            CONVERSATION_LEDGER, ConversationTurn, exclude=("metadata",), renamed_fields=(("text", "text_body"),)
+        ),
+    ),
+    events=(
+        IdentityUpsertedEvent,
+        DeviceRegisteredEvent,
+        DeviceRevokedEvent,
+        SessionOpenedEvent,
+        SessionClosedEvent,
+        ConversationTurnEvent,
+    ),
+    reasons=(ReasonCode.PH1_F_CONVERSATION_APPEND_ONLY_VIOLATION,),
+    requires=("audit",),
+)

@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 from pydantic import StringConstraints
 
 from contracts.audit import AUDIT_EVENTS, AuditPayload
-from contracts.envelope import Ident, LedgerEvent, register_event
+from contracts.envelope import Ident, LedgerEvent, define_event
+from contracts.slice import SliceContract
 
 PERSONA_ENGINE = "PH1.PERSONA"
 PERSONA_PROFILE_COMMIT = "PERSONA_PROFILE_COMMIT"
@@ -43,6 +44,15 @@ class PersonaProfileCommit(AuditPayload):
     preferences_snapshot_ref: ProfileRef
 
 
-PersonaProfileCommitEvent = register_event(
-    AUDIT_EVENTS, PERSONA_PROFILE_COMMIT, PersonaProfileCommit, base=PersonaEvent
+PersonaProfileCommitEvent = define_event(AUDIT_EVENTS, PERSONA_PROFILE_COMMIT, PersonaProfileCommit, base=PersonaEvent)
+
+SLICE = SliceContract(
+    name="persona",
+    engines=(PERSONA_ENGINE,),
+    kind="audit_backed",
+    seed_row=3,
+    doc="docs/DB_WIRING/PH1_PERSONA.md",
+    acceptance="AT-PERS-DB",
+    events=(PersonaProfileCommitEvent,),
+    requires=("audit",),
 )

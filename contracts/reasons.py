@@ -75,31 +75,42 @@ class ReasonPolicy:
     retriable: bool = False
 
 
+# The pipeline's own codes: every slice may use them. Every other member belongs to exactly one slice, which
+# declares it in its ``SLICE`` (``reasons``) with its blocking policy (``non_blocking``); the registry checks
+# that no code is claimed twice (tests/unit/test_registry.py checks every member has an owner).
+CORE_REASONS = frozenset(
+    {
+        ReasonCode.EVENT_UNDECODABLE,
+        ReasonCode.EVENT_OVERSIZE,
+        ReasonCode.EVENT_UNKNOWN_LEDGER,
+        ReasonCode.EVENT_UNKNOWN_TYPE,
+        ReasonCode.EVENT_TENANT_MISSING,
+        ReasonCode.EVENT_TENANT_MISMATCH,
+        ReasonCode.EVENT_KEY_MISMATCH,
+        ReasonCode.EVENT_WRONG_TOPIC,
+        ReasonCode.EVENT_SCHEMA_INVALID,
+        ReasonCode.IDEMPOTENCY_REPLAY,
+        ReasonCode.IDEMPOTENCY_CONFLICT,
+        ReasonCode.HELD_BEHIND_DEAD_LETTER,
+        ReasonCode.REFERENCE_UNKNOWN,
+        ReasonCode.DEAD_LETTER_APPEND_ONLY_VIOLATION,
+        ReasonCode.TENANT_SCOPE_VIOLATION,
+        ReasonCode.DATABASE_UNAVAILABLE,
+        ReasonCode.BROKER_UNAVAILABLE,
+        ReasonCode.WRITER_FENCED,
+        ReasonCode.CONCURRENT_APPEND,
+        ReasonCode.LEDGER_WRITE_UNCONFIRMED,
+    }
+)
+
 # Input damage blocks the aggregate: applying later events over a hole would put its projection in a state
 # the engine never produced. Decisions that leave the aggregate consistent (a conflict keeps the original
-# row; a refused cancel changes nothing) do not block, nor does a reference to a user, device or session
-# that does not exist yet: later events are not wrong because of it, and once the referenced row exists the
-# operator re-drives the one dead letter (`selene-ledger dlq redrive ID`).
-_NON_BLOCKING = {
-    ReasonCode.REFERENCE_UNKNOWN,
-    ReasonCode.IDEMPOTENCY_REPLAY,
-    ReasonCode.IDEMPOTENCY_CONFLICT,
-    ReasonCode.OS_WORK_ORDER_IDEMPOTENCY_REPLAY,
-    ReasonCode.OS_WORK_ORDER_CANCEL_INVALID_STATE,
-    # Work-order refusals that leave the work order as it was and that later events do not depend on: a
-    # suppressed prompt or wait notice, a late event after a terminal status, a late approval answer, a lease
-    # another executor holds.
-    ReasonCode.OS_WORK_ORDER_TERMINAL_STATE,
-    ReasonCode.OS_WORK_ORDER_PROMPT_SUPPRESSED,
-    ReasonCode.OS_WORK_ORDER_WAIT_NOTICE_SUPPRESSED,
-    ReasonCode.OS_WORK_ORDER_APPROVAL_NOT_PENDING,
-    ReasonCode.OS_WORK_ORDER_LEASE_CONFLICT,
-    # An event another engine published (seed 002: SELENE_OS_ONLY) is no input of Selene OS's own stream: it
-    # must not hold Selene OS's later events behind it.
-    ReasonCode.OS_WORK_ORDER_CALLER_NOT_ALLOWED,
-    ReasonCode.ECM_IDEMPOTENCY_REPLAY,
-    ReasonCode.ECM_VERSION_ROUTE_CONFLICT,
-}
+# row; a duplicate changes nothing) do not block, nor does a reference to a user, device or session that
+# does not exist yet: later events are not wrong because of it, and once the referenced row exists the
+# operator re-drives the one dead letter (`selene-ledger dlq redrive ID`). Slices add theirs.
+CORE_NON_BLOCKING = frozenset(
+    {ReasonCode.REFERENCE_UNKNOWN, ReasonCode.IDEMPOTENCY_REPLAY, ReasonCode.IDEMPOTENCY_CONFLICT}
+)
 _RETRIABLE = {
     ReasonCode.DATABASE_UNAVAILABLE,
     ReasonCode.BROKER_UNAVAILABLE,
@@ -109,9 +120,16 @@ _RETRIABLE = {
 }
 
 
+def core_policy(code: ReasonCode) -> ReasonPolicy:
+    """The pipeline's policy for ``code``, before any slice's word on blocking."""
+    return ReasonPolicy(blocks_aggregate=code not in CORE_NON_BLOCKING, retriable=code in _RETRIABLE)
+
+
 def policy(code: ReasonCode) -> ReasonPolicy:
-    """The writer's policy for ``code``."""
-    return ReasonPolicy(blocks_aggregate=code not in _NON_BLOCKING, retriable=code in _RETRIABLE)
+    """The writer's policy for ``code``: the pipeline's, and the owning slice's word on blocking."""
+    from contracts.registry import registry  # the registry imports the slices, which import this module
+
+    return registry().policy(code)
 
 
 class SeleneError(Exception):
@@ -127,7 +145,7 @@ class SeleneError(Exception):
 
     @property
     def retriable(self) -> bool:
-        return policy(self.reason_code).retriable
+        return core_policy(self.reason_code).retriable
 
 
 class ContractViolation(SeleneError):

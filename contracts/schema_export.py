@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import contracts.registry  # noqa: F401 - registers every slice
 from contracts.audit import AuditPayload
 from contracts.codec import (
     HEADER_EVENT_ID,
@@ -33,7 +32,8 @@ from contracts.codec import (
     HEADER_TENANT,
 )
 from contracts.engine_capability_maps import EngineCapabilityMapEventInput
-from contracts.envelope import EVENT_TYPES, IDENT_PATTERN, LEDGERS, TENANT_PATTERN, EventType, LedgerSpec, Payload
+from contracts.envelope import IDENT_PATTERN, TENANT_PATTERN, EventType, LedgerSpec, Payload
+from contracts.registry import registry
 from contracts.work_orders import WorkOrderPayload
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -173,7 +173,7 @@ def asyncapi(
     version: str,
 ) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of the ledger topics (payloads referenced from the schema files beside it)."""
-    entries = sorted(EVENT_TYPES.values(), key=lambda e: e.tag)
+    entries = sorted(registry().event_types.values(), key=lambda e: e.tag)
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -184,7 +184,7 @@ def asyncapi(
         for name, value in topic_config.items()
         if name in ("cleanup.policy", "retention.ms", "retention.bytes", "max.message.bytes")
     }
-    for spec in sorted(LEDGERS.values(), key=lambda s: s.name):
+    for spec in sorted(registry().ledgers.values(), key=lambda s: s.name):
         mine = [e for e in entries if e.spec is spec]
         channel = _channel_id(spec)
         channels[channel] = {
@@ -263,7 +263,7 @@ def export(
         base_uri += "/"
     written: list[Path] = []
     index = []
-    entries = sorted(EVENT_TYPES.values(), key=lambda e: e.tag)
+    entries = sorted(registry().event_types.values(), key=lambda e: e.tag)
     for entry in entries:
         target = directory / schema_path(entry)
         target.parent.mkdir(parents=True, exist_ok=True)

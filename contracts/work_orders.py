@@ -27,22 +27,20 @@ from contracts.envelope import (
     LedgerSpec,
     Payload,
     ReasonText,
-    register_event,
-    register_ledger,
+    define_event,
 )
 from contracts.reasons import ReasonCode
+from contracts.slice import LedgerColumns, SliceContract
 
-WORK_ORDER_LEDGER = register_ledger(
-    LedgerSpec(
-        name="work_order_ledger",
-        table="os_core.work_order_ledger",
-        id_column="work_order_event_id",
-        idempotency_scope=("tenant_id", "work_order_id", "idempotency_key"),
-        contract_invalid=ReasonCode.OS_WORK_ORDER_CONTRACT_VALIDATION_FAILED,
-        tenant_violation=ReasonCode.OS_WORK_ORDER_TENANT_SCOPE_VIOLATION,
-        duplicate=ReasonCode.OS_WORK_ORDER_IDEMPOTENCY_REPLAY,
-        append_only_violation=ReasonCode.OS_WORK_ORDER_APPEND_ONLY_VIOLATION,
-    )
+WORK_ORDER_LEDGER = LedgerSpec(
+    name="work_order_ledger",
+    table="os_core.work_order_ledger",
+    id_column="work_order_event_id",
+    idempotency_scope=("tenant_id", "work_order_id", "idempotency_key"),
+    contract_invalid=ReasonCode.OS_WORK_ORDER_CONTRACT_VALIDATION_FAILED,
+    tenant_violation=ReasonCode.OS_WORK_ORDER_TENANT_SCOPE_VIOLATION,
+    duplicate=ReasonCode.OS_WORK_ORDER_IDEMPOTENCY_REPLAY,
+    append_only_violation=ReasonCode.OS_WORK_ORDER_APPEND_ONLY_VIOLATION,
 )
 
 #: The engine id of the audit rows this slice emits (seed 001's engine header).
@@ -221,7 +219,7 @@ class WaitNoticeEmitted(WorkOrderPayload):
 
 
 def _register(event_type: str, payload: type[WorkOrderPayload]) -> type[WorkOrderLedgerEventInput]:
-    model = register_event(WORK_ORDER_LEDGER, event_type, payload, base=WorkOrderLedgerEventInput)
+    model = define_event(WORK_ORDER_LEDGER, event_type, payload, base=WorkOrderLedgerEventInput)
     assert issubclass(model, WorkOrderLedgerEventInput)
     return model
 
@@ -299,6 +297,52 @@ def audit_event_type(work_order_event_type: str) -> str:
 
 
 WORK_ORDER_AUDIT_MODELS: dict[str, type[LedgerEvent]] = {
-    t: register_event(AUDIT_EVENTS, audit_event_type(t), WorkOrderAudited, base=WorkOrderAuditEvent)
+    t: define_event(AUDIT_EVENTS, audit_event_type(t), WorkOrderAudited, base=WorkOrderAuditEvent)
     for t in WORK_ORDER_EVENT_TYPES
 }
+
+
+SLICE = SliceContract(
+    name="work_orders",
+    engines=("SELENE_OS_CORE_TABLES",),
+    kind="custom",
+    seed_row=6,
+    doc="docs/DB_WIRING/SELENE_OS_CORE_TABLES.md",
+    acceptance="AT-OS-CORE-DB",
+    ledgers=(LedgerColumns(WORK_ORDER_LEDGER, WorkOrderPayload, optional=(("reason_code", "text"),)),),
+    events=(*WORK_ORDER_EVENT_MODELS, *WORK_ORDER_AUDIT_MODELS.values()),
+    reasons=(
+        ReasonCode.OS_WORK_ORDER_APPEND_ONLY_VIOLATION,
+        ReasonCode.OS_WORK_ORDER_IDEMPOTENCY_REPLAY,
+        ReasonCode.OS_WORK_ORDER_TENANT_SCOPE_VIOLATION,
+        ReasonCode.OS_WORK_ORDER_CONTRACT_VALIDATION_FAILED,
+        ReasonCode.OS_WORK_ORDER_CANCEL_INVALID_STATE,
+        ReasonCode.OS_WORK_ORDER_NOT_FOUND,
+        ReasonCode.OS_WORK_ORDER_INVALID_TRANSITION,
+        ReasonCode.OS_WORK_ORDER_CORRELATION_CONFLICT,
+        ReasonCode.OS_WORK_ORDER_TERMINAL_STATE,
+        ReasonCode.OS_WORK_ORDER_PROMPT_SUPPRESSED,
+        ReasonCode.OS_WORK_ORDER_WAIT_NOTICE_SUPPRESSED,
+        ReasonCode.OS_WORK_ORDER_APPROVAL_NOT_PENDING,
+        ReasonCode.OS_WORK_ORDER_LEASE_CONFLICT,
+        ReasonCode.OS_WORK_ORDER_CALLER_NOT_ALLOWED,
+    ),
+    # Refusals that leave the work order as it was and that later events do not depend on: a duplicate, a
+    # refused cancel, a suppressed prompt or wait notice, a late event after a terminal status, a late
+    # approval answer, a lease another executor holds.
+    non_blocking=frozenset(
+        {
+            ReasonCode.OS_WORK_ORDER_IDEMPOTENCY_REPLAY,
+            ReasonCode.OS_WORK_ORDER_CANCEL_INVALID_STATE,
+            ReasonCode.OS_WORK_ORDER_TERMINAL_STATE,
+            ReasonCode.OS_WORK_ORDER_PROMPT_SUPPRESSED,
+            ReasonCode.OS_WORK_ORDER_WAIT_NOTICE_SUPPRESSED,
+            ReasonCode.OS_WORK_ORDER_APPROVAL_NOT_PENDING,
+            ReasonCode.OS_WORK_ORDER_LEASE_CONFLICT,
+            # An event another engine published (seed 002: SELENE_OS_ONLY) is no input of Selene OS's own
+            # stream: it must not hold Selene OS's later events behind it.
+            ReasonCode.OS_WORK_ORDER_CALLER_NOT_ALLOWED,
+        }
+    ),
+    requires=("audit", "foundation"),
+)

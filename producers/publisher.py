@@ -25,10 +25,10 @@ from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 from pydantic_core import SchemaValidator
 
-import contracts.registry  # noqa: F401 - registers every slice's event types
 from contracts.codec import Decoder, canonical_payload, encode
-from contracts.envelope import EVENT_TYPES, LedgerEvent, validated
+from contracts.envelope import LedgerEvent, validated
 from contracts.reasons import ContractViolation, ReasonCode, RetriableError, SeleneError
+from contracts.registry import EVENT_TYPES
 from contracts.settings import Settings
 from producers.round_trip import FastPath, Record
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-import contracts.registry  # noqa: F401 - registers every slice's ledgers
-from contracts.envelope import LEDGERS
+from contracts.registry import LEDGERS
 from contracts.settings import Settings
 
 # A ledger topic is the replayable source of truth: nothing may age out of it.

@@ -1,5 +1,5 @@
 """PH1.F projections: identities, devices and sessions from PH1.F/PH1.L events on the audit ledger, and
-the conversation ledger's row mapping.
+the reference guard (the conversation ledger's row mapping is declared in ``contracts.foundation``).
 
 Rules a user of these tables expects (docs/DB_WIRING/PH1_F.md): a device belongs to one user and so to one
 tenant for good; a session needs a device of its user; revoking a device or disabling an identity does not
@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from consumers.ledger import LedgerTable
 from consumers.projections.base import Projection, Rejection, RowRef, RowView
 from consumers.tables import TableSpec
 from contracts.envelope import LedgerEvent
 from contracts.foundation import (
-    CONVERSATION_LEDGER,
-    ConversationTurn,
     DeviceRegistered,
     DeviceRevoked,
     IdentityUpserted,
@@ -24,24 +21,6 @@ from contracts.foundation import (
     SessionOpened,
 )
 from contracts.reasons import ReasonCode
-
-
-def _turn(e: LedgerEvent) -> ConversationTurn:
-    assert isinstance(e.payload, ConversationTurn)
-    return e.payload
-
-
-CONVERSATION_TABLE = LedgerTable(
-    CONVERSATION_LEDGER,
-    extra=(
-        ("user_id", "text", lambda e: _turn(e).user_id),
-        ("device_id", "text", lambda e: _turn(e).device_id),
-        ("session_id", "text", lambda e: _turn(e).session_id),
-        ("speaker", "text", lambda e: _turn(e).speaker),
-        ("source", "text", lambda e: _turn(e).source),
-        ("text_body", "text", lambda e: _turn(e).text),
-    ),
-)
 
 IDENTITIES = TableSpec(
     "os_core.identities",
@@ -232,3 +211,7 @@ class ReferenceGuard(Projection):
             raise Rejection(
                 ReasonCode.TENANT_SCOPE_VIOLATION, f"session {session} does not match user {user} and device {device}"
             )
+
+
+# Run in this order: a projection that creates rows runs before the guard that references them.
+PROJECTIONS: tuple[Projection, ...] = (FoundationProjection(), ReferenceGuard())

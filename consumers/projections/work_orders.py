@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from consumers.ledger import LedgerTable
 from consumers.projections.base import Projection, Rejection, RowRef, RowView, derived_event_id
 from consumers.tables import Row, TableSpec
 from contracts.envelope import LedgerEvent, new_event
@@ -66,14 +65,6 @@ def _wo(e: LedgerEvent) -> WorkOrderPayload:
     assert isinstance(e.payload, WorkOrderPayload)
     return e.payload
 
-
-WORK_ORDER_TABLE = LedgerTable(
-    WORK_ORDER_LEDGER,
-    extra=(
-        ("work_order_id", "text", lambda e: _wo(e).work_order_id),
-        ("reason_code", "text", lambda e: getattr(_wo(e), "reason_code", None)),
-    ),
-)
 
 WORK_ORDERS = TableSpec(
     "os_core.work_orders_current",
@@ -517,3 +508,6 @@ def audit_event(event: LedgerEvent, status: str) -> LedgerEvent:
             "status": status,
         },
     )
+
+
+PROJECTIONS: tuple[Projection, ...] = (WorkOrderProjection(), WorkOrderAuditEmitter())

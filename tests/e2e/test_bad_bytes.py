@@ -31,8 +31,9 @@ from consumers.pipeline import Pipeline, headers_from_bytes
 from consumers.writer import LedgerWriter
 from contracts.audit import AuditRecordedEvent
 from contracts.codec import encode
-from contracts.envelope import LEDGERS, LedgerEvent, new_event
+from contracts.envelope import LedgerEvent, new_event
 from contracts.foundation import DeviceRegisteredEvent, IdentityUpsertedEvent
+from contracts.registry import LEDGERS
 from contracts.settings import Settings
 from tests.faults.tenantleak import SCOPE
 

@@ -32,7 +32,7 @@ from consumers.db import connect
 from consumers.pipeline import headers_from_bytes
 from consumers.status import lag
 from consumers.writer import LedgerWriter
-from contracts.envelope import LEDGERS
+from contracts.registry import LEDGERS
 from contracts.settings import Settings
 from producers.topics import ensure_topics
 from tests.unit.fuzzcases import Case, bad_cases, conflict_of, good_cases

@@ -17,7 +17,7 @@ import pytest
 
 from cli.workload import RawRecord
 from consumers.ledger import event_from_row
-from consumers.projections.audit import AUDIT_TABLE
+from consumers.projections import LEDGER_TABLES
 from consumers.repositories.persona import PersonaReader
 from contracts.codec import encode
 from contracts.envelope import LedgerEvent, new_event
@@ -225,7 +225,7 @@ async def test_at_pers_db_04_no_current_table_rebuild_required(
     rows = await operator_db.fetch(
         f"SELECT * FROM {AUDIT} WHERE event_uuid = ANY($1) ORDER BY event_id", [d.event_id for d in decisions]
     )
-    assert [event_from_row(AUDIT_TABLE, dict(r)) for r in rows] == decisions
+    assert [event_from_row(LEDGER_TABLES["audit_events"], dict(r)) for r in rows] == decisions
     # A rebuild of every projection from the ledger, persona rows included, equals live.
     assert await rebuild_equals_live(topics, [tenant]) == []
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from contracts.envelope import LEDGERS
+from contracts.registry import LEDGERS
 
 
 @dataclass(frozen=True)

@@ -309,9 +309,7 @@ async def test_three_broker_cluster_one_killed(settings: Settings, run_id: str) 
 
 async def test_postgres_killed_mid_batch_and_restarted(settings: Settings, run_id: str) -> None:
     with postgres_cluster() as node:
-        s = settings_for(
-            settings, postgres_port=node.port, prefix=settings.topic_prefix, group=settings.consumer_group
-        )
+        s = settings_for(settings, postgres_port=node.port, prefix=settings.topic_prefix, group=settings.consumer_group)
         s = replace(s, batch_max_records=100)
         w = await prepared(s, run_id, 2000)
         load = Load(s, w.events, chunk=50, pause=0.05)

@@ -15,12 +15,12 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-import contracts.registry  # noqa: F401 - every slice's ledgers and event types
 from contracts.audit import AuditRecordedEvent
 from contracts.codec import HEADER_TENANT, encode
-from contracts.envelope import EVENT_TYPES, LEDGERS, LedgerEvent, new_event
+from contracts.envelope import LedgerEvent, new_event
 from contracts.foundation import ConversationTurnEvent, IdentityUpsertedEvent
 from contracts.reasons import ReasonCode
+from contracts.registry import EVENT_TYPES, LEDGERS
 
 # What decode may answer for input that is not a valid event, whatever it is.
 DECODE_REASONS = frozenset(

@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 
 from consumers.pipeline import Item, Pipeline, Record, headers_bytes, headers_from_bytes
 from contracts.codec import escape_key, key_text
-from contracts.envelope import LEDGERS, LedgerEvent
+from contracts.envelope import LedgerEvent
 from contracts.reasons import ReasonCode
+from contracts.registry import LEDGERS
 from contracts.settings import Settings
 from tests.unit.fuzzcases import (
     BAD_CLASSES,

@@ -11,13 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.ledger import Provenance, event_from_row
+from consumers.projections import wiring
 from consumers.projections.base import Rejection, RowView
-from consumers.projections.engine_capability_maps import (
-    ENGINE_CAPABILITY_MAPS_CURRENT,
-    ENGINE_CAPABILITY_MAPS_TABLE,
-    EngineCapabilityMapProjection,
-    reduce_current,
-)
+from consumers.projections.kinds import LatestPerKeyProjection
 from consumers.tables import Row
 from contracts.codec import Decoder, encode
 from contracts.engine_capability_maps import (
@@ -27,6 +23,15 @@ from contracts.engine_capability_maps import (
 )
 from contracts.envelope import LedgerEvent, new_event
 from contracts.reasons import ContractViolation, ReasonCode
+
+# The slice is a declaration (contracts/engine_capability_maps.py, a "ledger + current" slice): these tests
+# hold the generic kind to the seed's rules as that declaration instantiates it.
+_WIRING = wiring("engine_capability_maps")
+ENGINE_CAPABILITY_MAPS_TABLE = _WIRING.tables[0]
+_PROJECTION = _WIRING.projections[0]
+assert isinstance(_PROJECTION, LatestPerKeyProjection)
+ENGINE_CAPABILITY_MAPS_CURRENT = _PROJECTION.table
+reduce_current = _PROJECTION.reduce
 
 MODELS = {
     "PUBLISHED": CapabilityMapPublishedEvent,
@@ -116,7 +121,7 @@ def test_current_is_the_latest_event_of_the_highest_version(steps: list[tuple[in
 
 
 def test_projection_stages_changes_and_a_rejection_leaves_none() -> None:
-    projection = EngineCapabilityMapProjection()
+    projection = _PROJECTION
     first = ecm("PUBLISHED", 1)
     view = RowView({})
     projection.apply(view, first)

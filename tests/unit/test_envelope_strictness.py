@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-import contracts.registry  # noqa: F401 - registers every slice
 from cli.workload import build
 from contracts.codec import Decoder, encode
 from contracts.envelope import LedgerEvent

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from consumers.ledger import Provenance
-from consumers.projections import PROJECTIONS
-from consumers.projections.audit import AUDIT_TABLE
+from consumers.projections import LEDGER_TABLES, PROJECTIONS
 from contracts.codec import Decoder, encode
 from contracts.envelope import new_event
 from contracts.persona import PersonaProfileCommitEvent
@@ -49,7 +48,7 @@ def test_a_valid_commit_decodes_to_an_audit_row_with_its_columns() -> None:
     event = Decoder(65536).decode(json.dumps(commit()).encode())
     assert isinstance(event, PersonaProfileCommitEvent)
     assert event.kafka_key == b"tenant-a/user:u-1"  # the user's partition: never overtakes its device
-    row = AUDIT_TABLE.row(event, Provenance("t", 0, 0))
+    row = LEDGER_TABLES["audit_events"].row(event, Provenance("t", 0, 0))
     assert (row.values["engine_id"], row.values["event_type"]) == ("PH1.PERSONA", "PERSONA_PROFILE_COMMIT")
     assert (row.values["user_id"], row.values["device_id"], row.values["session_id"]) == ("u-1", "d-1", None)
     assert set(json.loads(row.values["payload"])) == {

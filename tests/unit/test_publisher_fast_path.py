@@ -26,10 +26,11 @@ import contracts.envelope as envelope
 from cli.workload import build
 from contracts.audit import AuditRecorded, AuditRecordedEvent
 from contracts.codec import Decoder, encode
-from contracts.envelope import EVENT_TYPES, LedgerEvent, new_event, validated
+from contracts.envelope import LedgerEvent, new_event, validated
 from contracts.foundation import ConversationTurn, ConversationTurnEvent
 from contracts.persona import PersonaProfileCommitEvent
 from contracts.reasons import ReasonCode
+from contracts.registry import EVENT_TYPES
 from contracts.settings import Settings
 from contracts.work_orders import FieldsSetEvent
 from producers.publisher import Publisher

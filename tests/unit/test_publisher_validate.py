@@ -26,9 +26,10 @@ from contracts.codec import (
     canonical_payload,
     encode,
 )
-from contracts.envelope import EVENT_TYPES, LedgerEvent, event_tag, new_event
+from contracts.envelope import LedgerEvent, event_tag, new_event
 from contracts.foundation import ConversationTurnEvent
 from contracts.reasons import ReasonCode, SeleneError
+from contracts.registry import EVENT_TYPES
 from contracts.settings import Settings
 from producers.publisher import Publisher
 from tests.unit.fuzzcases import BAD_CLASSES, attribute_values, bad_cases, good_events

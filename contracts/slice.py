@@ -1,0 +1,117 @@
+"""Slice declarations: everything the pipeline needs to know about one engine slice, stated once.
+
+A slice (one row of seed 000: PH1.F, PH1.J, PH1.PERSONA, engine capability maps, ...) declares in its
+contract module, as ``SLICE = SliceContract(...)``:
+- the ledgers it owns, with the rule that turns payload fields into the ledger's columns (``LedgerColumns``);
+- its event types (the models ``define_event`` built), on its own ledgers or on another slice's (an
+  audit-backed engine writes typed rows on ``os_core.audit_events``);
+- its current projections when they follow a generic rule (``LatestPerKey``); a slice with a real state
+  machine (work orders) writes its reducer by hand in ``consumers/projections/<name>.py`` instead;
+- the reason codes it owns and which of them leave the aggregate unblocked;
+- its doc and the prefix of its acceptance test ids.
+
+Declarations are plain frozen data: importing a slice registers nothing anywhere. ``contracts.registry``
+collects every module's ``SLICE`` into one immutable registry, and topics, ledger tables, projections,
+reason-code policy, schema export and the tests' rows all derive from that registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from contracts.envelope import LedgerEvent, LedgerSpec, Payload
+from contracts.reasons import ReasonCode
+
+#: ``ledger_current``: a ledger and a current table, latest version per key wins (engine capability maps);
+#: ``audit_backed``: typed rows on another slice's ledger and no table of its own (PH1.PERSONA);
+#: ``ledger_only``: a ledger and no projection; ``custom``: hand-written reducers (work orders, PH1.F).
+SliceKind = Literal["ledger_current", "audit_backed", "ledger_only", "custom"]
+
+
+@dataclass(frozen=True)
+class LedgerColumns:
+    """A ledger the slice owns, and how its own columns derive from the payload.
+
+    Every field of ``payload`` (the base model every event type of the ledger extends) becomes a column of
+    the same name and of the type its annotation implies, in field order, unless listed in ``exclude``
+    (kept only in the payload JSON) or renamed by ``renamed_fields``. ``optional`` names fields that only
+    some event types have: the column is NULL for the others. ``renamed_envelope`` stores an envelope
+    column under another name, for when a seed's key gives the envelope column's name to a payload field
+    (engine capability maps key ``engine_id`` on the mapped engine; the publisher becomes
+    ``publisher_engine_id``).
+    """
+
+    spec: LedgerSpec
+    payload: type[Payload]
+    exclude: tuple[str, ...] = ()
+    renamed_fields: tuple[tuple[str, str], ...] = ()
+    renamed_envelope: tuple[tuple[str, str], ...] = ()
+    optional: tuple[tuple[str, str], ...] = ()
+    """(field, PostgreSQL type) of fields only some event types carry."""
+
+    def fields(self) -> tuple[str, ...]:
+        """The payload fields stored as columns, in order."""
+        return tuple(f for f in self.payload.model_fields if f not in self.exclude)
+
+    def column(self, field_name: str) -> str:
+        return dict(self.renamed_fields).get(field_name, field_name)
+
+
+@dataclass(frozen=True)
+class LatestPerKey:
+    """A current table in which, per key, the latest version wins.
+
+    The row follows the highest ``version`` seen for its key (``tenant_id`` plus ``key``, payload fields);
+    within that version the latest event wins; an event of an older version is recorded in the ledger and
+    leaves the row as it is. Fields in ``immutable_within_version`` may not change within one version: an
+    event that changes them is refused with ``conflict`` (the row stands). The row holds ``tenant_id``, the
+    payload's stored fields, the payload class constants named in ``derived`` (e.g. the status an event
+    type sets), ``publisher_engine_id``, ``updated_at`` (the event's ``occurred_at``) and
+    ``source_event_id``.
+    """
+
+    table: str
+    key: tuple[str, ...]
+    version: str
+    immutable_within_version: tuple[str, ...] = ()
+    conflict: ReasonCode | None = None
+    derived: tuple[tuple[str, str], ...] = ()
+    """(payload class constant, PostgreSQL type) stored as columns after the key and version."""
+
+
+@dataclass(frozen=True)
+class SliceContract:
+    """One engine slice, declared once. ``name`` is the file name the slice's modules share across layers:
+    ``contracts/<name>.py``, ``consumers/projections/<name>.py`` (only for hand-written reducers),
+    ``consumers/repositories/<name>.py``, ``tests/*/test_<name>.py``."""
+
+    name: str
+    engines: tuple[str, ...]
+    kind: SliceKind
+    seed_row: int
+    """Its row in seed 000: the tie-break of the registry's order after ``requires``."""
+    doc: str
+    acceptance: str
+    """Prefix of its acceptance test ids, e.g. ``AT-ECM-DB`` for AT-ECM-DB-01..04."""
+    ledgers: tuple[LedgerColumns, ...] = ()
+    events: tuple[type[LedgerEvent], ...] = ()
+    current: tuple[LatestPerKey, ...] = ()
+    reasons: tuple[ReasonCode, ...] = ()
+    """The reason codes this slice owns (beyond the pipeline's own, which every slice may use)."""
+    non_blocking: frozenset[ReasonCode] = field(default_factory=frozenset)
+    """Codes (its own) after which later events of the aggregate still apply (see ``contracts.reasons``)."""
+    requires: tuple[str, ...] = ()
+    """Slices whose projections must run before this one's (and whose ledgers it writes on)."""
+
+    def __post_init__(self) -> None:
+        stray = self.non_blocking - set(self.reasons)
+        if stray:
+            raise ValueError(f"slice {self.name}: non-blocking codes it does not own: {sorted(stray)}")
+        owned = {c.spec.name for c in self.ledgers}
+        if self.kind in ("ledger_current", "ledger_only") and not owned:
+            raise ValueError(f"slice {self.name}: a {self.kind} slice owns a ledger")
+        if self.kind == "ledger_current" and not self.current:
+            raise ValueError(f"slice {self.name}: a ledger_current slice declares its current table")
+        if self.kind == "audit_backed" and owned:
+            raise ValueError(f"slice {self.name}: an audit-backed slice owns no ledger")
