@@ -29,6 +29,7 @@ from contracts.settings import Settings
 from producers.engine_capability_maps import EngineCapabilityMapWriter
 from producers.ledger_writes import LedgerWrites
 from producers.publisher import Publisher
+from tests.e2e.acceptance import SliceAcceptance
 from tests.e2e.helpers import drain, publish, rebuild_equals_live, running_writer, send_raw
 
 pytestmark = pytest.mark.e2e
@@ -258,3 +259,12 @@ async def test_at_ecm_db_04_rebuild_current_from_ledger(
     assert await reader.current(a, ENGINE, APPEND) == current
     restored = await reader.current(a, ENGINE, CANCEL)
     assert restored is not None and restored.capability_name == "Cancel one work order"
+
+
+class TestAtEcmDb(SliceAcceptance):
+    """The shared AT-ECM-DB-01..04 (tests/e2e/acceptance.py); the tests above are what is special to it."""
+
+    slice_name = "engine_capability_maps"
+
+    def sample(self, tenant: str, i: int) -> list[LedgerEvent]:
+        return [ecm(CapabilityMapActivatedEvent, tenant, 1, capability=f"CAP_{i}")]

@@ -28,6 +28,7 @@ from contracts.settings import Settings
 from producers.ledger_writes import LedgerWrites
 from producers.persona import PersonaWriter
 from producers.publisher import Publisher
+from tests.e2e.acceptance import SliceAcceptance
 from tests.e2e.helpers import drain, publish, rebuild_equals_live, running_writer, send_raw
 
 pytestmark = pytest.mark.e2e
@@ -277,3 +278,13 @@ async def test_pers_refusals_dead_lettered_while_good_commits_flow(
     trace = [d for i in range(4) for d in await PersonaReader(reader_db).decision_trace(a, f"corr-{i}")]
     assert [d.event_uuid for d in trace] == [e.event_id for e in good_commits]
     assert await rebuild_equals_live(topics, [a, b]) == []
+
+
+class TestAtPersDb(SliceAcceptance):
+    """The shared AT-PERS-DB-01..04 (tests/e2e/acceptance.py), from the slice's declaration."""
+
+    slice_name = "persona"
+
+    def sample(self, tenant: str, i: int) -> list[LedgerEvent]:
+        person = Person(tenant, f"u-{tenant}-{i}", f"d-{tenant}-{i}", f"s-{tenant}-{i}")
+        return [*onboarding(person), commit(person, f"corr-{tenant}-{i}", None)]
