@@ -19,7 +19,6 @@ from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
 from contracts.envelope import LedgerEvent, contract_violation, event_tag
 from contracts.reasons import ContractViolation, ReasonCode
-from contracts.registry import registry
 
 HEADER_TENANT = "selene-tenant"
 HEADER_LEDGER = "selene-ledger"
@@ -145,6 +144,8 @@ class Decoder:
     """Validates raw Kafka values into typed events; every failure is a ``ContractViolation``."""
 
     def __init__(self, max_event_bytes: int) -> None:
+        from contracts.registry import registry  # lazily: the registry imports every contracts module
+
         members = tuple(Annotated[e.model, Tag(e.tag)] for e in registry().event_types.values())
         union = Annotated[Union[members], Discriminator(_discriminate)]  # type: ignore[valid-type]  # noqa: UP007
         self._adapter: TypeAdapter[LedgerEvent] = TypeAdapter(union)
@@ -200,6 +201,8 @@ class Decoder:
 
 
 def _classify(exc: ValidationError) -> ContractViolation:
+    from contracts.registry import registry  # lazily: the registry imports every contracts module
+
     errors = exc.errors(include_url=False)
     first = errors[0]
     kind = first["type"]

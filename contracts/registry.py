@@ -5,6 +5,11 @@ the package's modules, collects those declarations, checks them against each oth
 ``requires``, then by seed 000 row). Nothing is registered as an import side effect: a module that is never
 collected changes nothing, and ``Registry.of`` builds a registry from any set of declarations (the tests
 build partial ones). Adding a slice adds a module; no list here or elsewhere is edited.
+
+Because building the registry imports every ``contracts`` module, no ``contracts`` module imports this one
+at its top: it would be imported half-initialised by the discovery (``registry()`` is called inside the
+functions that need it). Modules outside the package use ``REGISTRY``, ``LEDGERS`` and ``EVENT_TYPES``.
+``tests/unit/test_registry.py`` imports each module first, in a fresh interpreter, to hold that.
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ from contracts.codec import (
 )
 from contracts.engine_capability_maps import EngineCapabilityMapEventInput
 from contracts.envelope import IDENT_PATTERN, TENANT_PATTERN, EventType, LedgerSpec, Payload
-from contracts.registry import registry
 from contracts.work_orders import WorkOrderPayload
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -173,6 +172,8 @@ def asyncapi(
     version: str,
 ) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of the ledger topics (payloads referenced from the schema files beside it)."""
+    from contracts.registry import registry  # lazily: the registry imports every contracts module
+
     entries = sorted(registry().event_types.values(), key=lambda e: e.tag)
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -261,6 +262,8 @@ def export(
     """Write the schemas, ``events.schema.json``, ``asyncapi.json`` and ``index.json`` (module docstring)."""
     if not base_uri.endswith("/"):
         base_uri += "/"
+    from contracts.registry import registry  # lazily: the registry imports every contracts module
+
     written: list[Path] = []
     index = []
     entries = sorted(registry().event_types.values(), key=lambda e: e.tag)

@@ -4,6 +4,9 @@ from it (topics, ledger tables, projections, reason-code policy)."""
 from __future__ import annotations
 
 import dataclasses
+import pkgutil
+import subprocess
+import sys
 
 import pytest
 
@@ -139,3 +142,23 @@ def test_what_the_consumers_run_derives_from_the_registry() -> None:
     ecm = next(w for w in WIRING if w.contract is ECM)
     assert [type(p).__name__ for p in ecm.projections] == ["LatestPerKeyProjection"]
     assert [t.name for p in ecm.projections for t in p.writes] == ["os_process.engine_capability_maps_current"]
+
+
+def test_every_contracts_module_imports_first_in_a_fresh_interpreter() -> None:
+    """Building the registry imports every contracts module: one that imported the registry at its top
+    would meet a half-initialised module (a worker process importing ``consumers.decode_workers`` first
+    failed that way)."""
+    import contracts
+
+    names = sorted(i.name for i in pkgutil.iter_modules(contracts.__path__))
+    code = "import importlib, sys; importlib.import_module(sys.argv[1])"
+    failed = {
+        n: r.stderr[-300:]
+        for n in [*names, "consumers.decode_workers", "consumers.ledger"]
+        if (
+            r := subprocess.run(
+                [sys.executable, "-c", code, n if "." in n else f"contracts.{n}"], capture_output=True, text=True
+            )
+        ).returncode
+    }
+    assert failed == {}

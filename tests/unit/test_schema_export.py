@@ -31,8 +31,9 @@ from referencing import Registry, Resource
 
 from cli.main import main
 from contracts.codec import Decoder
-from contracts.envelope import EVENT_TYPES, LEDGERS, EventType
+from contracts.envelope import EventType
 from contracts.reasons import ContractViolation
+from contracts.registry import EVENT_TYPES, LEDGERS
 from contracts.schema_export import (
     DEFAULT_BASE_URI,
     KAFKA_BINDING_VERSION,
