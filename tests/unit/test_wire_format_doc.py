@@ -7,10 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import contracts.registry  # noqa: F401 - every slice
 from contracts.codec import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_LEDGER, HEADER_SCHEMA_VERSION, HEADER_TENANT
-from contracts.envelope import EVENT_TYPES, LEDGERS
 from contracts.reasons import ReasonCode, policy
+from contracts.registry import EVENT_TYPES, LEDGERS
 from contracts.schema_export import key_rule
 from contracts.settings import Settings
 from producers.topics import LEDGER_TOPIC_CONFIG
