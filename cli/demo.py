@@ -26,7 +26,7 @@ async def run_demo(settings: Settings, *, tenants: int, events: int) -> int:
     """Publish a mixed workload, drain it with the writer, print the summary; non-zero if it does not add up."""
     started = time.monotonic()
     await ensure_topics(settings)
-    workload = build(tenants=tenants, events=events, work_orders=4)
+    workload = build(tenants=tenants, events=events, work_orders=4, slice_examples=1)
     kinds = Counter(e.ledger for e in workload.events)
     print(
         f"workload: {tenants} tenants, {len(workload.foundation)} identity/device/session events, "

@@ -21,7 +21,8 @@ from contracts.foundation import (
     IdentityUpsertedEvent,
     SessionOpenedEvent,
 )
-from contracts.registry import LEDGERS
+from contracts.registry import LEDGERS, REGISTRY
+from contracts.slice import ExampleContext
 from contracts.work_orders import (
     ClarificationResolvedEvent,
     FieldsSetEvent,
@@ -94,9 +95,12 @@ def build(
     seed: int = 7,
     run_id: str | None = None,
     work_orders: int = 0,
+    slice_examples: int = 0,
 ) -> Workload:
     """A deterministic (for a seed) mix; ``run_id`` keeps ids of separate runs apart. ``work_orders`` adds that
-    many work orders per tenant to ``events`` (after everything else, so the rest of the mix is unchanged)."""
+    many work orders per tenant to ``events`` (after everything else, so the rest of the mix is unchanged);
+    ``slice_examples`` adds that many of every slice's declared examples per user (``SliceContract.examples``),
+    so the workload covers every slice without naming any."""
     rng = random.Random(seed)
     run = run_id or uuid.uuid4().hex[:8]
     base = datetime.now(UTC) - timedelta(minutes=5)
@@ -204,6 +208,10 @@ def build(
         for n in range(work_orders):
             tenant, user, _, _ = tenant_users[n % len(tenant_users)]
             w.events += _work_order(tenant, user, f"wo-{run}-{t}-{n}", n, base + timedelta(seconds=n))
+    for n in range(slice_examples):
+        for tenant, user, device, session in users:
+            ctx = ExampleContext(tenant, user, device, session, n, base + timedelta(seconds=n))
+            w.events += [e for s in REGISTRY.slices if s.examples is not None for e in s.examples(ctx)]
     return w
 
 

@@ -29,9 +29,10 @@ from contracts.envelope import (
     Payload,
     ReasonText,
     define_event,
+    new_event,
 )
 from contracts.reasons import ReasonCode
-from contracts.slice import LatestPerKey, LedgerColumns, SliceContract
+from contracts.slice import ExampleContext, LatestPerKey, LedgerColumns, SliceContract
 
 ENGINE_CAPABILITY_MAPS = LedgerSpec(
     name="engine_capability_maps",
@@ -107,6 +108,32 @@ CapabilityMapDeprecatedEvent = define_event(
     ENGINE_CAPABILITY_MAPS, "CAPABILITY_MAP_DEPRECATED", CapabilityMapDeprecated
 )
 
+
+def examples(ctx: ExampleContext) -> list[LedgerEvent]:
+    """Selene OS publishes, then activates, a capability of the work-order engine."""
+    route = {
+        "engine_id": "SELENE_OS_CORE_TABLES",
+        "capability_id": f"WORKORDER_EXAMPLE_{ctx.n}",
+        "capability_map_version": 1,
+        "reason_code": "ECM_GOVERNANCE_APPROVED",
+        "capability_name": "Example capability",
+        "input_schema": "WorkOrderLedgerEventInput",
+        "output_schema": "Result<work_order_event_id, StorageError>",
+        "allowed_callers": "SELENE_OS_ONLY",
+        "side_effects": "DECLARED (DB_WRITE)",
+    }
+    common = {
+        "tenant_id": ctx.tenant_id,
+        "engine_id": "SELENE_OS",
+        "correlation_id": f"gov-{ctx.n}",
+        "occurred_at": ctx.at,
+    }
+    return [
+        new_event(CapabilityMapPublishedEvent, payload=route, **common),
+        new_event(CapabilityMapActivatedEvent, payload=route, **common),
+    ]
+
+
 SLICE = SliceContract(
     name="engine_capability_maps",
     engines=("SELENE_OS",),
@@ -141,4 +168,5 @@ SLICE = SliceContract(
         ReasonCode.ECM_VERSION_ROUTE_CONFLICT,
     ),
     non_blocking=frozenset({ReasonCode.ECM_IDEMPOTENCY_REPLAY, ReasonCode.ECM_VERSION_ROUTE_CONFLICT}),
+    examples=examples,
 )

@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 from pydantic import StringConstraints
 
 from contracts.audit import AUDIT_EVENTS, AuditPayload
-from contracts.envelope import Ident, LedgerEvent, define_event
-from contracts.slice import SliceContract
+from contracts.envelope import Ident, LedgerEvent, define_event, new_event
+from contracts.slice import ExampleContext, SliceContract
 
 PERSONA_ENGINE = "PH1.PERSONA"
 PERSONA_PROFILE_COMMIT = "PERSONA_PROFILE_COMMIT"
@@ -46,6 +46,30 @@ class PersonaProfileCommit(AuditPayload):
 
 PersonaProfileCommitEvent = define_event(AUDIT_EVENTS, PERSONA_PROFILE_COMMIT, PersonaProfileCommit, base=PersonaEvent)
 
+
+def examples(ctx: ExampleContext) -> list[LedgerEvent]:
+    """The profile one turn of the user is delivered with."""
+    return [
+        new_event(
+            PersonaProfileCommitEvent,
+            tenant_id=ctx.tenant_id,
+            engine_id=PERSONA_ENGINE,
+            correlation_id=f"persona-{ctx.user_id}-{ctx.n}",
+            turn_id=f"turn-{ctx.n}",
+            occurred_at=ctx.at,
+            payload={
+                "reason_code": "PERSONA_PROFILE_SELECTED",
+                "user_id": ctx.user_id,
+                "device_id": ctx.device_id,
+                "session_id": ctx.session_id,
+                "style_profile_ref": "style:warm/v3",
+                "delivery_policy_ref": "delivery:voice-first",
+                "preferences_snapshot_ref": f"prefs:{ctx.user_id}@{ctx.n}",
+            },
+        )
+    ]
+
+
 SLICE = SliceContract(
     name="persona",
     engines=(PERSONA_ENGINE,),
@@ -55,4 +79,5 @@ SLICE = SliceContract(
     acceptance="AT-PERS-DB",
     events=(PersonaProfileCommitEvent,),
     requires=("audit",),
+    examples=examples,
 )

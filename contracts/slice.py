@@ -17,7 +17,9 @@ reason-code policy, schema export and the tests' rows all derive from that regis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from contracts.envelope import LedgerEvent, LedgerSpec, Payload
@@ -81,6 +83,20 @@ class LatestPerKey:
 
 
 @dataclass(frozen=True)
+class ExampleContext:
+    """Where a slice's example events go: a tenant and one of its users, whose identity, device and session
+    exist already (the demo's users; the acceptance suite onboards a fresh one), ``n`` to keep the ids of
+    several examples apart, and a time to stamp them with."""
+
+    tenant_id: str
+    user_id: str
+    device_id: str
+    session_id: str
+    n: int
+    at: datetime
+
+
+@dataclass(frozen=True)
 class SliceContract:
     """One engine slice, declared once. ``name`` is the file name the slice's modules share across layers:
     ``contracts/<name>.py``, ``consumers/projections/<name>.py`` (only for hand-written reducers),
@@ -103,6 +119,9 @@ class SliceContract:
     """Codes (its own) after which later events of the aggregate still apply (see ``contracts.reasons``)."""
     requires: tuple[str, ...] = ()
     """Slices whose projections must run before this one's (and whose ledgers it writes on)."""
+    examples: Callable[[ExampleContext], list[LedgerEvent]] | None = None
+    """Valid events of this slice for one user (one independent piece of its work, distinct per ``n``): the
+    demo's and the benchmark's workloads and the shared acceptance suite take them from here."""
 
     def __post_init__(self) -> None:
         stray = self.non_blocking - set(self.reasons)

@@ -3,10 +3,12 @@ declaration, on real Kafka and PostgreSQL (the way eventsourcing's recorder test
 adapter).
 
 A slice's test module subclasses ``SliceAcceptance`` as ``TestAt<Engine>Db`` (so every test id carries the
-seed's name), names its slice and gives ``sample(tenant, i)``: the events of one independent piece of the
-slice's work for one tenant (the events it needs first, e.g. an identity, then the slice's own), distinct
-for each ``i``. Everything else comes from the declaration: which ledgers and event types are the slice's,
-its reason codes, its current tables. The module keeps only what is special to the slice.
+seed's name) and names its slice. ``sample(tenant, i)`` gives the events of one independent piece of the
+slice's work for one tenant (the events it needs first, then the slice's own), distinct for each ``i``: by
+default a fresh user's onboarding (identity, device, session) and the slice's declared ``examples``; a
+slice without examples overrides it. Everything else comes from the declaration: which ledgers and event
+types are the slice's, its reason codes, its current tables. The module keeps only what is special to the
+slice.
 
 - DB-01 tenant isolation: two tenants' rows in every table of the slice; scoped to one tenant (reader and
   writer roles), row-level security shows only its rows; a record whose key claims the other tenant is
@@ -22,6 +24,7 @@ its reason codes, its current tables. The module keeps only what is special to t
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import asyncpg
@@ -34,9 +37,10 @@ from consumers.rebuild import Rebuilder
 from consumers.tables import TableSpec
 from contracts.codec import encode
 from contracts.envelope import LedgerEvent, new_event
+from contracts.foundation import DeviceRegisteredEvent, IdentityUpsertedEvent, SessionOpenedEvent
 from contracts.registry import REGISTRY
 from contracts.settings import Settings
-from contracts.slice import SliceContract
+from contracts.slice import ExampleContext, SliceContract
 from tests.e2e.helpers import drain, publish, rebuild_equals_live, send_raw
 
 SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
@@ -48,13 +52,43 @@ async def scoped(conn: asyncpg.Connection, tenant: str, sql: str, *args: Any) ->
         return await conn.fetch(sql, *args)
 
 
+def onboarding(ctx: ExampleContext) -> list[LedgerEvent]:
+    """The user's identity, device and session, as PH1.F and PH1.L publish them."""
+    common: dict[str, Any] = {
+        "tenant_id": ctx.tenant_id,
+        "correlation_id": f"onboard-{ctx.user_id}",
+        "occurred_at": ctx.at,
+    }
+    refs = {"user_id": ctx.user_id, "device_id": ctx.device_id}
+    return [
+        new_event(
+            IdentityUpsertedEvent, engine_id="PH1.F", payload={"reason_code": "ID", "user_id": ctx.user_id}, **common
+        ),
+        new_event(
+            DeviceRegisteredEvent,
+            engine_id="PH1.F",
+            payload={"reason_code": "DEV", "device_type": "PHONE", **refs},
+            **common,
+        ),
+        new_event(
+            SessionOpenedEvent,
+            engine_id="PH1.L",
+            payload={"reason_code": "SES", "session_id": ctx.session_id, **refs},
+            **common,
+        ),
+    ]
+
+
 class SliceAcceptance:
     """AT-<ENGINE>-DB-01..04 for the slice named ``slice_name``."""
 
     slice_name: ClassVar[str]
 
     def sample(self, tenant: str, i: int) -> list[LedgerEvent]:
-        raise NotImplementedError
+        examples = self.contract.examples
+        assert examples is not None, f"slice {self.slice_name} declares no examples: override sample()"
+        ctx = ExampleContext(tenant, f"u-{tenant}-{i}", f"d-{tenant}-{i}", f"s-{tenant}-{i}", i, datetime.now(UTC))
+        return [*onboarding(ctx), *examples(ctx)]
 
     # -- what the declaration says ----------------------------------------------------------------------
 

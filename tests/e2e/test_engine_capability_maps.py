@@ -265,6 +265,3 @@ class TestAtEcmDb(SliceAcceptance):
     """The shared AT-ECM-DB-01..04 (tests/e2e/acceptance.py); the tests above are what is special to it."""
 
     slice_name = "engine_capability_maps"
-
-    def sample(self, tenant: str, i: int) -> list[LedgerEvent]:
-        return [ecm(CapabilityMapActivatedEvent, tenant, 1, capability=f"CAP_{i}")]

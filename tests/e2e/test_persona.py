@@ -284,7 +284,3 @@ class TestAtPersDb(SliceAcceptance):
     """The shared AT-PERS-DB-01..04 (tests/e2e/acceptance.py), from the slice's declaration."""
 
     slice_name = "persona"
-
-    def sample(self, tenant: str, i: int) -> list[LedgerEvent]:
-        person = Person(tenant, f"u-{tenant}-{i}", f"d-{tenant}-{i}", f"s-{tenant}-{i}")
-        return [*onboarding(person), commit(person, f"corr-{tenant}-{i}", None)]
