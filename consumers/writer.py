@@ -286,8 +286,10 @@ class LedgerWriter:
         options.update(self.consumer_options)  # a caller's (a drill's) settings win
         self._consumer = AIOKafkaConsumer(**options)
         self.running = True
+        started = False
         try:
             await self._consumer.start()  # (a broker that cannot be reached fails here: stopped below, pool closed)
+            started = True
             self._consumer.subscribe(ledger_topics(self.settings), listener=_Rebalance(self))
             last_report = time.monotonic()
             idle_since = time.monotonic()
@@ -330,12 +332,13 @@ class LedgerWriter:
             await self._consumer.stop()
             await self._pool.close()
             r = self.stats.result
-            lifecycle(
-                "shutdown",
-                f"writer stopped: consumed {r.consumed}, appended {r.appended}, deduplicated {r.deduplicated}, "
-                f"dead-lettered {r.dead_total}",
-                partitions=len(self.claims),
-            )
+            if started:
+                lifecycle(
+                    "shutdown",
+                    f"writer stopped: consumed {r.consumed}, appended {r.appended}, deduplicated {r.deduplicated}, "
+                    f"dead-lettered {r.dead_total}",
+                    partitions=len(self.claims),
+                )
 
     def _log_caught_up(self) -> None:
         """Log "caught up" once per claim, when a partition's stored position reaches the last stable offset
