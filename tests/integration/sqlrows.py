@@ -1,7 +1,10 @@
 """Minimal valid rows for each ledger table, inserted with plain SQL, for the database-level tests.
 
 These tests exercise what PostgreSQL itself enforces (RLS, triggers, privileges, unique keys), so they go
-around the Python writer on purpose.
+around the Python writer on purpose. A ledger's rows come from its slice's declared examples
+(``derived_row``: the example event through the ledger's row mapping, with the test's tenant, correlation
+and key), so a new slice's ledger is covered without an edit here; the hand-written rows below are for the
+first slices, whose examples reference users that these tests do not create.
 """
 
 from __future__ import annotations
@@ -13,6 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+
+from consumers.ledger import Provenance
+from consumers.projections import LEDGER_TABLES
+from contracts.envelope import new_event
+from contracts.registry import REGISTRY
+from contracts.slice import ExampleContext
 
 SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
 
@@ -70,33 +79,35 @@ def work_order_row(tenant: str, correlation: str = "c-1", key: str | None = "k-1
     return row
 
 
-def engine_capability_map_row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") -> dict[str, Any]:
-    """This ledger's idempotency is scoped by capability and version, not correlation: the ``correlation``
-    argument (another scope, in the shared tests) picks the capability too."""
-    payload = {
-        "engine_id": "SELENE_OS_CORE_TABLES",
-        "capability_id": f"CAP_{correlation}".upper().replace("-", "_"),
-        "capability_map_version": 1,
-        "reason_code": "TEST_REASON",
-        "capability_name": "Test capability",
-        "input_schema": "In",
-        "output_schema": "Out",
-        "allowed_callers": "SELENE_OS_ONLY",
-        "side_effects": "NONE",
-    }
-    row = audit_row(tenant, correlation, key)
-    row.update(payload)
-    row.update(
-        {"publisher_engine_id": "SELENE_OS", "event_type": "CAPABILITY_MAP_PUBLISHED", "payload": json.dumps(payload)}
-    )
+def derived_row(ledger: str) -> Any:
+    """Rows of ``ledger`` from its owner's examples: the last example event on that ledger, with the test's
+    tenant, correlation (which also picks the example's ``n``, so correlations give distinct scopes) and key,
+    as its row mapping stores it."""
+    table = LEDGER_TABLES[ledger]
+    examples = REGISTRY.slice(REGISTRY.owner[ledger]).examples
+    assert examples is not None, f"{ledger}: its slice declares no examples; write its row here"
+
+    def row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") -> dict[str, Any]:
+        n = int(hashlib.sha256(correlation.encode()).hexdigest()[:6], 16)
+        ctx = ExampleContext(tenant, f"u-{n}", f"d-{n}", f"s-{n}", n, datetime.now(UTC))
+        event = [e for e in examples(ctx) if e.ledger == ledger][-1]
+        fields = {**event.model_dump(exclude={"event_id"}), "correlation_id": correlation, "idempotency_key": key}
+        values = table.row(new_event(type(event), **fields), Provenance(f"test-{uuid.uuid4().hex}", 0, 0)).values
+        # Each row its own one-row chain: these rows bypass the writer, which links real chains.
+        return {**values, "chain_seq": 1, "row_hash": hashlib.sha256(uuid.uuid4().bytes).digest()}
+
     return row
 
 
 LEDGER_ROWS = {
+    **{
+        spec.table: derived_row(name)
+        for name, spec in REGISTRY.ledgers.items()
+        if REGISTRY.slice(REGISTRY.owner[name]).examples is not None
+    },
     "os_core.audit_events": audit_row,
     "conversation.conversation_ledger": conversation_row,
     "os_core.work_order_ledger": work_order_row,
-    "os_process.engine_capability_maps": engine_capability_map_row,
 }
 
 
