@@ -7,13 +7,16 @@ dependency) must be a visible change in this test too, and then in the README.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import pytest
 import yaml
 
+from cli.main import HANDLERS, build_parser
 from contracts.settings import (
     LOCAL_ADMIN_PASSWORD,
     LOCAL_KAFKA_PORT,
@@ -21,14 +24,17 @@ from contracts.settings import (
     ROLE_PASSWORDS,
     Settings,
 )
+from tests.fixtures.services import KAFKA_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
+POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
-EXPECTED_SERVICES = {"kafka", "postgres", "migrate", "writer", "replay"}
+EXPECTED_SERVICES = {"kafka", "postgres", "migrate", "topics", "writer", "replay"}
 EXPECTED_IMAGES = {
-    "kafka": "apache/kafka:4.1.1",
+    "kafka": "apache/kafka:4.4.0",
     "postgres": "postgres:15",
     "migrate": "selene-ledger:local",
+    "topics": "selene-ledger:local",
     "writer": "selene-ledger:local",
     "replay": "selene-ledger:local",
 }
@@ -41,14 +47,26 @@ EXPECTED_DEPENDS_ON = {
     "kafka": {},
     "postgres": {},
     "migrate": {"postgres": "service_healthy"},
-    "writer": {"migrate": "service_completed_successfully", "kafka": "service_healthy"},
-    "replay": {"migrate": "service_completed_successfully", "kafka": "service_healthy"},
+    # The writer starts once the schema is current and the topics exist (the broker auto-creates none).
+    "topics": {"kafka": "service_healthy"},
+    "writer": {
+        "migrate": "service_completed_successfully",
+        "topics": "service_completed_successfully",
+        "kafka": "service_healthy",
+    },
+    "replay": {
+        "migrate": "service_completed_successfully",
+        "topics": "service_completed_successfully",
+        "kafka": "service_healthy",
+    },
 }
 EXPECTED_COMMANDS = {
-    "writer": ["consume"],
+    "topics": ["topics", "ensure"],
+    "writer": ["consume", "--metrics", "0.0.0.0:9464"],
     "replay": ["replay", "--verify"],
 }
-APP_SERVICES = ("migrate", "writer", "replay")
+APP_SERVICES = ("migrate", "topics", "writer", "replay")
+ONE_SHOTS = ("migrate", "topics")
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +117,62 @@ def test_commands(stack: dict[str, dict[str, Any]]) -> None:
     assert {name: stack[name]["command"] for name in EXPECTED_COMMANDS} == EXPECTED_COMMANDS
     one_shot = " ".join(stack["migrate"]["entrypoint"])
     assert re.search(r"python -m services\.provision && exec selene-ledger migrate", one_shot)
-    assert stack["migrate"]["restart"] == "no"
+    for name in ONE_SHOTS:
+        assert stack[name]["restart"] == "no", name
+    assert stack["writer"]["restart"] == "unless-stopped"
+
+
+def _cli_invocations(stack: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Each app service's selene-ledger arguments: its ``command`` (the image's entrypoint is the CLI), or
+    what its shell entrypoint passes to ``selene-ledger``."""
+    found: dict[str, list[str]] = {}
+    for name in APP_SERVICES:
+        svc = stack[name]
+        if "entrypoint" in svc:
+            script = " ".join(svc["entrypoint"])
+            match = re.search(r"selene-ledger ([^&|;]+)", script)
+            assert match, f"{name}: the entrypoint runs no selene-ledger command"
+            found[name] = shlex.split(match.group(1))
+        else:
+            found[name] = list(svc["command"])
+    return found
+
+
+def test_every_service_command_is_a_real_cli_command(stack: dict[str, dict[str, Any]]) -> None:
+    """argparse of the real CLI accepts each command, and a handler exists for it: a renamed subcommand or
+    option fails here, not in a container that restarts forever."""
+    parser = build_parser()
+    invocations = _cli_invocations(stack)
+    assert set(invocations) == set(APP_SERVICES)
+    for name, argv in invocations.items():
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:
+            pytest.fail(f"{name}: `selene-ledger {' '.join(argv)}` is refused by the CLI (exit {exc.code})")
+        assert args.command in HANDLERS, name
+    with pytest.raises(SystemExit):  # the check can fail: argparse refuses what the CLI does not have
+        parser.parse_args(["consume", "--no-such-option"])
 
 
 def test_healthchecks(stack: dict[str, dict[str, Any]]) -> None:
     assert "pg_isready" in " ".join(stack["postgres"]["healthcheck"]["test"])
     assert "--bootstrap-server localhost:9092" in " ".join(stack["kafka"]["healthcheck"]["test"])
+    # The writer's readiness, asked on the address its command serves metrics on, with python (no curl).
+    test = stack["writer"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    metrics = stack["writer"]["command"][stack["writer"]["command"].index("--metrics") + 1]
+    port = metrics.rsplit(":", 1)[1]
+    assert f"urllib.request.urlopen('http://127.0.0.1:{port}/health/ready'" in test[3]
+    compile(test[3], "healthcheck", "exec")  # python code, not shell
+    assert "curl" not in (ROOT / "Dockerfile").read_text()
+
+
+def test_kafka_is_the_version_the_local_launcher_and_ci_run(stack: dict[str, dict[str, Any]]) -> None:
+    pom = ElementTree.parse(ROOT / "services" / "kafka" / "pom.xml")
+    version = pom.getroot().findtext("m:properties/m:kafka.version", namespaces=POM_NS)
+    assert version
+    assert stack["kafka"]["image"] == f"apache/kafka:{version}"
+    assert stack["kafka"]["image"] == KAFKA_IMAGE  # the tests' containers, where a Docker engine answers
 
 
 def test_kafka_is_single_node_kraft_with_a_host_listener(stack: dict[str, dict[str, Any]]) -> None:
