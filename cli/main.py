@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -259,17 +259,26 @@ async def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _replay_progress(stats: Any) -> None:
+def _render_replay(stats: Any) -> str:
     total = max(stats.total, stats.read, 1)
     done = min(stats.read / total, 1.0)
     bar = "#" * int(done * 30)
     eta = f"{stats.eta:,.0f}s" if stats.eta is not None else "?"
-    print(
-        f"\r[{bar:<30}] {stats.read:,}/{total:,} events  {stats.rate:,.0f} events/s  ETA {eta}   ",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
+    return f"[{bar:<30}] {stats.read:,}/{total:,} events  {stats.rate:,.0f} events/s  ETA {eta}   "
+
+
+@contextlib.asynccontextmanager
+async def _run_metrics(run: str, args: argparse.Namespace, settings: Settings) -> AsyncIterator[Any]:
+    """``--metrics`` (or SELENE_METRICS_ADDRESS) of a replay or rebuild: its progress served while it runs."""
+    address = args.metrics or settings.metrics_address
+    if not address:
+        yield None
+        return
+    from consumers.metrics import RunMetrics
+
+    metrics = RunMetrics(run)
+    async with metrics.serve(address):
+        yield metrics
 
 
 def _print_comparisons(comparisons: list[Any]) -> bool:
@@ -300,13 +309,22 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if args.apply and (why := replayer.refuse_apply()):
         print(f"refused: {why}", file=sys.stderr)
         return 2
+    show = logs.progress_printer(_render_replay, label="replay")
     try:
-        result = await replayer.run(verify=args.verify, apply=args.apply, progress=_replay_progress)
+        async with _run_metrics("replay", args, settings) as metrics:
+
+            def progress(stats: Any) -> None:
+                if metrics is not None:
+                    metrics.update(stats.read, stats.rate, max(stats.total, stats.read), stats.eta)
+                show(stats)
+
+            result = await replayer.run(verify=args.verify, apply=args.apply, progress=progress)
     except SeleneError as exc:  # another shadow run holds the lock, a decode worker hung or died
-        print("" if isinstance(exc, ShadowRunBusy) else "\n", end="", file=sys.stderr)  # end a progress line
+        if not isinstance(exc, ShadowRunBusy):
+            logs.end_progress()
         print(f"replay stopped: {exc.detail}", file=sys.stderr)
         return 1
-    print(file=sys.stderr)
+    logs.end_progress()
     s = result.stats
     print(
         f"replay: read {s.read} records in {result.seconds:.1f}s ({s.read / max(result.seconds, 1e-9):,.0f}/s): "
@@ -342,13 +360,9 @@ async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.shadow import ShadowRunBusy
     from contracts.reasons import SeleneError
 
-    def progress(events: int, seconds: float) -> None:
-        print(
-            f"\rrebuild: {events:,} events  {events / max(seconds, 1e-9):,.0f} events/s   ",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
+    show = logs.progress_printer(
+        lambda p: f"rebuild: {p[0]:,} events  {p[0] / max(p[1], 1e-9):,.0f} events/s   ", label="rebuild"
+    )
 
     try:
         rebuilder = Rebuilder(settings, tenant=args.tenant, projections=args.projection)
@@ -356,12 +370,20 @@ async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         print(f"rebuild: {exc.detail}", file=sys.stderr)
         return 2
     try:
-        result = await rebuilder.run(verify=args.verify, apply=args.apply, progress=progress)
+        async with _run_metrics("rebuild", args, settings) as metrics:
+
+            def progress(events: int, seconds: float) -> None:
+                if metrics is not None:
+                    metrics.update(events, events / max(seconds, 1e-9))
+                show((events, seconds))
+
+            result = await rebuilder.run(verify=args.verify, apply=args.apply, progress=progress)
     except SeleneError as exc:  # another shadow run holds the lock, or an appender never ended
-        print("" if isinstance(exc, ShadowRunBusy) else "\n", end="", file=sys.stderr)  # end a progress line
+        if not isinstance(exc, ShadowRunBusy):
+            logs.end_progress()
         print(f"rebuild stopped: {exc.detail}", file=sys.stderr)
         return 1
-    print(file=sys.stderr)
+    logs.end_progress()
     print(
         f"rebuild: {result.events} ledger events in {result.seconds:.1f}s, refused now {result.refused}; "
         + ", ".join(f"{k} {v}" for k, v in sorted(result.per_ledger.items()))
@@ -492,6 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-uri", help="base of the schemas' $id, where you host them (https://selene-ledger.invalid/schemas/)"
     )
     replay = sub.add_parser("replay", help="rebuild projections from the topics into shadows; verify or apply")
+    replay.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve its progress on /metrics, /health/live, /health/ready while it runs (or SELENE_METRICS_ADDRESS)",
+    )
     replay.add_argument("--ledger", action="append", help="ledger to replay (repeatable; default all)")
     replay.add_argument("--from-offsets", help="topic:partition=offset,... or partition=offset,...")
     replay.add_argument("--from-time", help="ISO 8601 timestamp or epoch ms")
@@ -507,6 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--decode-timeout", type=float, metavar="SECONDS", help="a decode worker silent this long counts as hung (60)"
     )
     rebuild = sub.add_parser("rebuild", help="rebuild projections from the PostgreSQL ledgers; verify or apply")
+    rebuild.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve its progress on /metrics, /health/live, /health/ready while it runs (or SELENE_METRICS_ADDRESS)",
+    )
     rebuild.add_argument("--tenant")
     rebuild.add_argument(
         "--projection",

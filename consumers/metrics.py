@@ -23,7 +23,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -337,3 +337,58 @@ class WriterMetrics:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class RunMetrics:
+    """Progress of a ``replay`` or ``rebuild`` (a shadow run) while it runs: records read so far, the total when
+    known (replay: up to its target offsets), the rate and the estimated time left. Fed by the run's own
+    progress callback (``update``); live while the event loop turns, ready while live (a run has no other
+    readiness: it is a job, not a service)."""
+
+    def __init__(self, run: str, bounds: HealthBounds | None = None) -> None:
+        self.run = run
+        self.bounds = bounds or HealthBounds()
+        self.registry = CollectorRegistry(auto_describe=True)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, labelnames=["run"], registry=self.registry)
+
+        self._read = gauge("selene_shadow_run_records_read", "Records (replay) or ledger rows (rebuild) read")
+        self._total = gauge("selene_shadow_run_records_total", "Records to read, when known (replay)")
+        self._rate = gauge("selene_shadow_run_records_per_second", "Read rate since the run started")
+        self._eta = gauge("selene_shadow_run_eta_seconds", "Estimated time left, when known (replay)")
+        self._taken_at = time.monotonic()
+        self.last = ""
+
+    def update(self, read: int, rate: float, total: int | None = None, eta: float | None = None) -> None:
+        self._read.labels(self.run).set(read)
+        self._rate.labels(self.run).set(rate)
+        if total is not None:
+            self._total.labels(self.run).set(total)
+        if eta is not None:
+            self._eta.labels(self.run).set(eta)
+        self.last = f"{self.run}: read {read}" + (f" of {total}" if total is not None else "")
+
+    def live(self) -> Health:
+        return liveness(self._taken_at, time.monotonic(), self.bounds)
+
+    def ready(self) -> Health:
+        ok, reason = self.live()
+        return (True, self.last or f"{self.run} starting") if ok else (False, reason)
+
+    async def _tick(self) -> None:
+        while True:
+            self._taken_at = time.monotonic()
+            await asyncio.sleep(1.0)
+
+    @contextlib.asynccontextmanager
+    async def serve(self, address: str) -> AsyncIterator[MetricsServer]:
+        server = MetricsServer(address, self.registry, self.live, self.ready)
+        tick = asyncio.create_task(self._tick())
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+            tick.cancel()
+            await asyncio.gather(tick, return_exceptions=True)

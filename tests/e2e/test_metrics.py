@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import time
@@ -20,6 +21,8 @@ import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cli import logs
+from cli.main import build_parser, cmd_rebuild, cmd_replay
 from cli.workload import build
 from consumers.metrics import HealthBounds, WriterMetrics
 from consumers.writer import LedgerWriter
@@ -249,3 +252,45 @@ async def test_status_as_a_probe(topics: Settings, run_id: str) -> None:
     assert letters.returncode == 6, letters
     assert json.loads(letters.stdout)["open_dead_letters"] == len(w.bad)
     assert (await status("--max-lag", "0", "--max-dead-letters", str(len(w.bad)))).returncode == 0
+
+
+async def test_replay_and_rebuild_serve_their_progress(
+    topics: Settings, run_id: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``replay --metrics`` and ``rebuild --metrics`` (the CLI's handlers, in process): at each progress report
+    the endpoint shows the figures of that report."""
+    w = build(tenants=1, users_per_tenant=1, events=30, bad=False, run_id=run_id)
+    await publish(topics, w.foundation + w.events)
+    await LedgerWriter(topics).run(until_caught_up=True)
+    sent = len(w.foundation) + len(w.events)
+    port = 18000 + int(run_id[4:8], 16) % 1000
+    seen: list[tuple[str, Any, tuple[int, str]]] = []
+
+    def printer(render: Any, *, label: str, **_: Any) -> Callable[[Any], None]:
+        def report(_stats: Any) -> None:  # (a blocking scrape: the server answers from its own thread)
+            _, text = _get(port, "/metrics")
+            samples = {s.name: s for f in text_string_to_metric_families(text) for s in f.samples}
+            seen.append((label, samples, _get(port, "/health/ready")))
+
+        return report
+
+    monkeypatch.setattr(logs, "progress_printer", printer)
+    tenant = w.events[0].tenant_id
+    replay = build_parser().parse_args(["replay", "--verify", "--tenant", tenant, "--metrics", f"127.0.0.1:{port}"])
+    assert await cmd_replay(replay, topics) == 0
+    rebuild = build_parser().parse_args(["rebuild", "--verify", "--tenant", tenant, "--metrics", f"127.0.0.1:{port}"])
+    capsys.readouterr()
+    assert await cmd_rebuild(rebuild, topics) == 0
+    match = re.search(r"^rebuild: (\d+) ledger events", capsys.readouterr().out, re.MULTILINE)
+    assert match, "no summary line"
+    rebuilt = int(match[1])  # (the ledgers its projections read)
+
+    last = {label: (samples, ready) for label, samples, ready in seen}
+    samples, ready = last["replay"]
+    assert samples["selene_shadow_run_records_read"].value == sent
+    assert samples["selene_shadow_run_records_read"].labels == {"run": "replay"}
+    assert samples["selene_shadow_run_records_total"].value == sent
+    assert ready == (200, json.dumps({"status": "ok", "reason": f"replay: read {sent} of {sent}"}) + "\n")
+    samples, ready = last["rebuild"]
+    assert 0 < samples["selene_shadow_run_records_read"].value == rebuilt
+    assert ready[0] == 200 and json.loads(ready[1])["reason"] == f"rebuild: read {rebuilt}"
