@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -427,6 +428,8 @@ async def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from cli.demo import run_demo
 
+    if not args.verbose:  # the demo prints its own summary: the writer's lifecycle lines would bury it
+        logging.getLogger("selene.writer").setLevel(logging.WARNING)
     return await run_demo(settings, tenants=args.tenants, events=args.events)
 
 
