@@ -577,10 +577,10 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-EXIT_CODES = """exit codes: 0 done; 1 the command's check failed (see each command); 2 usage or a bad setting (the
-variable is named); 3 consume stopped at records it cannot read; 4 PostgreSQL or Kafka unreachable or refusing
-the login; 5 status: lag above --max-lag; 6 status: dead letters above --max-dead-letters; 130 interrupted;
-141 output pipe closed early (as a shell reports SIGPIPE)"""
+EXIT_CODES = """exit codes: 0 done; 1 the command's check failed (see each command); 2 usage, a bad setting (the
+variable is named) or a metrics address that cannot be listened on; 3 consume stopped at records it cannot read;
+4 PostgreSQL or Kafka unreachable or refusing the login; 5 status: lag above --max-lag; 6 status: dead letters
+above --max-dead-letters; 130 interrupted; 141 output pipe closed early (as a shell reports SIGPIPE)"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -608,6 +608,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        if type(exc).__name__ == "CannotServe":  # (consumers.metrics, imported only with --metrics)
+            print(f"selene-ledger {args.command}: {exc}", file=sys.stderr)
+            return 2
         problem = unreachable(exc)
         if problem is None:
             raise

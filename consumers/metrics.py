@@ -120,6 +120,10 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
+class CannotServe(Exception):
+    """The metrics address cannot be listened on (in use, or not this machine's)."""
+
+
 class MetricsServer:
     """``/metrics``, ``/health/live`` and ``/health/ready`` on ``address`` (``HOST:PORT``; port 0 picks one)."""
 
@@ -129,7 +133,10 @@ class MetricsServer:
         host, port = parse_address(address)
         self._metrics = make_wsgi_app(registry)
         self._live, self._ready = live, ready
-        self._server = make_server(host, port, self._app, server_class=_ThreadingServer, handler_class=_Silent)
+        try:
+            self._server = make_server(host, port, self._app, server_class=_ThreadingServer, handler_class=_Silent)
+        except OSError as exc:  # taken, or not an address of this machine: the operator's to fix
+            raise CannotServe(f"cannot serve metrics on {address}: {exc.strerror or exc}") from exc
         self.port = int(self._server.server_port)
         self._thread = threading.Thread(target=self._server.serve_forever, name="selene-metrics", daemon=True)
 

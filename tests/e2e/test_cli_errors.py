@@ -103,3 +103,15 @@ async def test_a_closed_pipe_is_not_a_traceback(topics: Settings) -> None:
     )
     assert len(shell.stdout) == 10, shell.stdout
     assert "Traceback" not in shell.stderr and "BrokenPipeError" not in shell.stderr, shell.stderr
+
+
+async def test_a_metrics_address_in_use_is_one_line(topics: Settings) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = await _run(["consume", "--metrics", f"127.0.0.1:{port}"], cli_env(topics))
+    assert done.returncode == 2, done
+    assert _ours(done.stderr) == [
+        f"selene-ledger consume: cannot serve metrics on 127.0.0.1:{port}: Address already in use"
+    ]
