@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
+from contracts.kafka_clients import transport_options
 from contracts.settings import LOCAL_ADMIN_PASSWORD, LOCAL_ADMIN_USER, KafkaSecurity, Settings, role_url
 from producers.topics import ensure_topics
 from services.local import state_dir
@@ -147,9 +148,7 @@ async def ensure_mode_topics(settings: Settings) -> None:
 
 
 def _admin(settings: Settings) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_security.client_kwargs()
-    )
+    return AIOKafkaAdminClient(**transport_options(settings))
 
 
 async def create_topic(settings: Settings, name: str, partitions: int) -> None:

@@ -24,11 +24,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from bench.child import Result, Spec, rate_result
-from bench.publish import producer_options
 from bench.sqlstats import SqlStats
 from bench.stream import StreamRecord
 from consumers.pipeline import BatchResult, Item, Record
 from consumers.writer import LedgerWriter
+from contracts.kafka_clients import producer_options
 from contracts.settings import Settings
 
 TPO = tuple[str, int, int]

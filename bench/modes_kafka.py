@@ -21,26 +21,20 @@ from bench.sqlstats import SqlStats
 from bench.stream import Template, token
 from consumers.chain import GENESIS, link, row_digest
 from consumers.db import create_pool
-from consumers.kafka import reader_options
 from consumers.ledger import Provenance
-from consumers.pipeline import SET_TENANT_SCOPE, Pipeline, Record
+from consumers.pipeline import Pipeline, Record
 from consumers.projections import LEDGER_TABLES
 from consumers.replay import Replayer
 from consumers.writer import LedgerWriter, WriterStats, ledger_topics
 from contracts.codec import Decoder
+from contracts.kafka_clients import reader_options, writer_fetch_options
 from contracts.settings import Settings
+from sql.tenant_scope import set_scope
 
 
 def consumer_options(settings: Settings, **extra: Any) -> dict[str, Any]:
     """The writer's fetch settings (read committed included), so every consumer mode reads Kafka the same way."""
-    return reader_options(
-        settings,
-        auto_offset_reset="earliest",
-        max_poll_records=settings.batch_max_records,
-        fetch_max_bytes=16 * 1024 * 1024,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        **extra,
-    )
+    return reader_options(settings, auto_offset_reset="earliest", **writer_fetch_options(settings), **extra)
 
 
 def to_records(data: dict[Any, list[Any]]) -> list[Record]:
@@ -192,7 +186,7 @@ async def run_naive(spec: Spec) -> Result:
                     heads[chain_key] = (seq + 1, head)
                     row.values["chain_seq"], row.values["row_hash"] = seq + 1, head
                     async with conn.transaction():
-                        await conn.execute(SET_TENANT_SCOPE, event.tenant_id)
+                        await set_scope(conn, event.tenant_id)
                         await conn.execute(inserts[event.ledger], *[row.values[c] for c in columns[event.ledger]])
                     processed += 1
             if data:

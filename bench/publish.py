@@ -22,23 +22,9 @@ from bench.child import Result, Spec, rate_result
 from bench.stream import StreamRecord, Template, partition_of
 from contracts.codec import Decoder
 from contracts.envelope import LedgerEvent
+from contracts.kafka_clients import producer_options
 from contracts.settings import Settings
 from producers.publisher import Publisher
-
-
-def producer_options(settings: Settings) -> dict[str, Any]:
-    """What ``Publisher`` configures, for producers the benchmark drives directly."""
-    return {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "enable_idempotence": True,
-        "acks": "all",
-        "linger_ms": 5,
-        "max_batch_size": 1024 * 1024,
-        "request_timeout_ms": 30000,
-        "compression_type": None if settings.kafka_compression == "none" else settings.kafka_compression,
-        **settings.kafka_security.client_kwargs(),
-    }
-
 
 Item = tuple[str, bytes, bytes, Sequence[tuple[str, bytes]]]  # topic, key, value, headers
 

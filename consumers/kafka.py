@@ -16,22 +16,9 @@ from collections.abc import Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from contracts.kafka_clients import reader_options
 from contracts.reasons import ReasonCode, SeleneError
 from contracts.settings import Settings
-
-#: Kafka's isolation level for every reader of a ledger topic (see the module docstring).
-LEDGER_ISOLATION_LEVEL = "read_committed"
-
-
-def reader_options(settings: Settings, **overrides: object) -> dict[str, object]:
-    """Keyword arguments for an ``AIOKafkaConsumer`` that reads ledger topics."""
-    return {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "enable_auto_commit": False,
-        "isolation_level": LEDGER_ISOLATION_LEVEL,
-        **settings.kafka_security.client_kwargs(),
-        **overrides,
-    }
 
 
 class UnreadableRecords(SeleneError):

@@ -45,8 +45,8 @@ from contracts.codec import Decoder, key_text, visible_text
 from contracts.envelope import LedgerEvent, unmarked
 from contracts.reasons import ContractViolation, ReasonCode, RetriableError, SeleneError, policy
 from contracts.settings import Settings
+from sql.tenant_scope import set_scope
 
-SET_TENANT_SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
 #: Records decoded between yields to the event loop by ``Pipeline.decode_yielding``: small enough that a
 #: transaction in flight on the same loop is not kept waiting long for each reply (~0.7 ms of decoding; a
 #: batch runs some 15 statements, each of whose replies may wait for one slice), large enough to keep the
@@ -316,7 +316,7 @@ class Pipeline:
         """
         events = [i.event for i in items if i.event is not None and i.outcome == "pending"]
         tenants = sorted({e.tenant_id for e in events})
-        await conn.execute(SET_TENANT_SCOPE, ",".join(tenants))
+        await set_scope(conn, tenants)
 
         blocked: set[tuple[str, str]] = set()
         if check_blocked:

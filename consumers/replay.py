@@ -53,12 +53,12 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.decode_workers import Decoded, DecodePool, worker_count
-from consumers.kafka import reader_options
 from consumers.ledger import LedgerRow, LedgerTable
 from consumers.offsets import stored_offsets
 from consumers.pipeline import Pipeline, Record
 from consumers.shadow import Connections, ShadowRun, TableComparison, pause_redrives
 from contracts.envelope import LedgerEvent
+from contracts.kafka_clients import reader_options
 from contracts.reasons import SeleneError
 from contracts.registry import LEDGERS
 from contracts.settings import Settings

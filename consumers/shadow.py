@@ -39,13 +39,13 @@ from typing import Any, ClassVar
 import asyncpg
 
 from consumers.db import connect
-from consumers.pipeline import SET_TENANT_SCOPE
 from consumers.projections.base import Rejection
 from consumers.projector import Projector
 from consumers.tables import TableSpec
 from contracts.envelope import LedgerEvent
 from contracts.reasons import SeleneError
 from contracts.settings import Settings
+from sql.tenant_scope import set_scope
 
 DIGEST = """
 SELECT count(*) AS n, coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text AS digest
@@ -159,7 +159,7 @@ class ShadowBuilder:
         if self.tenant is not None:
             # Row-level security: a DELETE reaches only the rows of declared tenants (TRUNCATE is not subject
             # to it). Without this, one tenant's shadow kept its rows and the rebuild applied on top of them.
-            await conn.execute(SET_TENANT_SCOPE, self.tenant)
+            await set_scope(conn, self.tenant)
         for t in self.projector.tables:
             if self.tenant is None:
                 await conn.execute(TRUNCATE_SHADOW.format(shadow=t.shadow))
@@ -171,7 +171,7 @@ class ShadowBuilder:
         events = [(e, i) for e, i in events if self.tenant is None or e.tenant_id == self.tenant]
         if not events:
             return
-        await conn.execute(SET_TENANT_SCOPE, ",".join(sorted({e.tenant_id for e, _ in events})))
+        await set_scope(conn, {e.tenant_id for e, _ in events})
         view = await self.projector.load(conn, [e for e, _ in events], shadow=True)
         ids: dict[uuid.UUID, int] = {}
         for event, ledger_id in events:
@@ -220,7 +220,7 @@ async def swap_in(
     """Replace the live rows of ``tables`` by their shadow rows (all tenants, or one), in the caller's
     transaction on ``writer``. Other tables are not touched."""
     tenants = [tenant] if tenant else await live_tenants(operator, tables)
-    await writer.execute(SET_TENANT_SCOPE, ",".join(tenants))
+    await set_scope(writer, tenants)
     for t in tables:
         await writer.execute(SWAP_DELETE.format(live=t.name), tenants)
         await writer.execute(SWAP_INSERT.format(live=t.name, shadow=t.shadow), tenants)

@@ -13,8 +13,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.deadletters import counts_by_reason
-from consumers.kafka import reader_options
 from consumers.offsets import Claim, stored_offsets
+from contracts.kafka_clients import reader_options
 from contracts.reasons import SeleneError
 from contracts.registry import LEDGERS
 from contracts.settings import Settings

@@ -33,10 +33,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumers.db import create_pool, is_retriable
-from consumers.kafka import locate_unreadable, reader_options
+from consumers.kafka import locate_unreadable
 from consumers.offsets import Claim, OffsetStore, stored_offsets
 from consumers.pipeline import BatchResult, Item, Pipeline, Record, _is_data_error, retry_signature
 from consumers.status import record_retries, retry_reason
+from contracts.kafka_clients import reader_options, writer_fetch_options
 from contracts.registry import LEDGERS
 from contracts.settings import Settings
 
@@ -274,9 +275,7 @@ class LedgerWriter:
             self.settings,
             group_id=self.settings.consumer_group,
             auto_offset_reset="earliest",
-            max_poll_records=self.settings.batch_max_records,
-            fetch_max_bytes=16 * 1024 * 1024,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **writer_fetch_options(self.settings),
             session_timeout_ms=self.settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=self.settings.consumer_heartbeat_interval_ms,
             max_poll_interval_ms=self.settings.consumer_max_poll_interval_ms,

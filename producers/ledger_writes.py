@@ -22,8 +22,8 @@ from contracts.codec import content_sha256
 from contracts.envelope import LedgerEvent
 from contracts.reasons import ReasonCode, RetriableError, SeleneError
 from producers.publisher import Publisher
+from sql.tenant_scope import set_scope
 
-SET_ONE_TENANT = "SELECT set_config('selene.tenant_ids', $1, true)"
 # Formatted once per ledger with the registry's table, id column and idempotency scope (never with input).
 SELECT_STANDING_ROW = """
 SELECT {id_column} AS ledger_id, event_uuid, content_sha256 FROM {table}
@@ -89,7 +89,7 @@ class LedgerWrites:
         delay = 0.02
         while True:
             async with self.reader.transaction(readonly=True):
-                await self.reader.execute(SET_ONE_TENANT, event.tenant_id)
+                await set_scope(self.reader, event.tenant_id)
                 row = await self.reader.fetchrow(sql, event.tenant_id, event.event_id, *scope)
                 dead = None if row else await self.reader.fetchrow(SELECT_DEAD_LETTER, event.tenant_id, event.event_id)
             if row is not None:

@@ -25,6 +25,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 from pydantic_core import SchemaValidator
 
+from contracts import kafka_clients
 from contracts.codec import Decoder, canonical_payload, encode
 from contracts.envelope import LedgerEvent, validated
 from contracts.reasons import ContractViolation, ReasonCode, RetriableError, SeleneError
@@ -111,18 +112,7 @@ class Publisher:
         }
         fast = (FastPath.of(e, settings.topic_prefix, settings.max_event_bytes) for e in EVENT_TYPES.values())
         self._fast: dict[type[LedgerEvent], FastPath] = {f.model: f for f in fast if f is not None}
-        options: dict[str, object] = {
-            "bootstrap_servers": settings.kafka_bootstrap_servers,
-            "enable_idempotence": True,
-            "acks": "all",
-            "linger_ms": 5,
-            "max_batch_size": 1024 * 1024,
-            "request_timeout_ms": 30000,
-            "partitioner": KeyPartitioner(),
-            "compression_type": None if settings.kafka_compression == "none" else settings.kafka_compression,
-            **settings.kafka_security.client_kwargs(),
-            **producer_options,
-        }
+        options = kafka_clients.producer_options(settings, partitioner=KeyPartitioner(), **producer_options)
         # publish_many partitions with whatever the producer partitions ``send`` with, so both agree.
         self._partitioner = cast(Partitioner, options["partitioner"])
         self._producer = AIOKafkaProducer(**options)

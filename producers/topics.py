@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from contracts.kafka_clients import transport_options
 from contracts.registry import LEDGERS
 from contracts.settings import Settings
 
@@ -27,9 +28,7 @@ class TopicInfo:
 
 
 def _admin(settings: Settings) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_security.client_kwargs()
-    )
+    return AIOKafkaAdminClient(**transport_options(settings))
 
 
 async def ensure_topics(settings: Settings) -> list[str]:

@@ -15,7 +15,8 @@ from typing import Literal
 from contracts.envelope import new_event
 from contracts.reasons import ContractViolation, ReasonCode, SeleneError
 from contracts.work_orders import WorkOrderCanceledEvent, WorkOrderLedgerEventInput
-from producers.ledger_writes import SET_ONE_TENANT, LedgerWrites, Written
+from producers.ledger_writes import LedgerWrites, Written
+from sql.tenant_scope import set_scope
 
 # The thread a work order is bound to, for the envelope of a cancel (read as the reader role, one tenant).
 SELECT_CORRELATION = """
@@ -86,7 +87,7 @@ class WorkOrderWriter:
         """Checked before publishing: a cancel of an unknown work order would only become a dead letter."""
         reader = self.writes.reader
         async with reader.transaction(readonly=True):
-            await reader.execute(SET_ONE_TENANT, tenant_id)
+            await set_scope(reader, tenant_id)
             correlation: str | None = await reader.fetchval(SELECT_CORRELATION, tenant_id, work_order_id)
         if correlation is None:
             raise SeleneError(

@@ -15,8 +15,7 @@ import asyncpg
 
 from contracts.envelope import TENANT_PATTERN
 from contracts.reasons import TenantScopeViolation
-
-SET_ONE_TENANT = "SELECT set_config('selene.tenant_ids', $1, true)"
+from sql.tenant_scope import set_scope
 
 
 @asynccontextmanager
@@ -28,5 +27,5 @@ async def one_tenant(conn: asyncpg.Connection, tenant_id: str) -> AsyncIterator[
         # The scope is transaction-local: inside a caller's transaction it would outlive this read.
         raise TenantScopeViolation("a repository read needs a connection that is not in a transaction")
     async with conn.transaction(readonly=True):
-        await conn.execute(SET_ONE_TENANT, tenant_id)
+        await set_scope(conn, tenant_id)
         yield conn

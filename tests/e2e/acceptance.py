@@ -41,9 +41,8 @@ from contracts.foundation import DeviceRegisteredEvent, IdentityUpsertedEvent, S
 from contracts.registry import REGISTRY
 from contracts.settings import Settings
 from contracts.slice import ExampleContext, SliceContract
+from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
 from tests.e2e.helpers import drain, publish, rebuild_equals_live, send_raw
-
-SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
 
 
 async def scoped(conn: asyncpg.Connection, tenant: str, sql: str, *args: Any) -> list[asyncpg.Record]:

@@ -29,6 +29,7 @@ from contracts.settings import Settings
 from producers.engine_capability_maps import EngineCapabilityMapWriter
 from producers.ledger_writes import LedgerWrites
 from producers.publisher import Publisher
+from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
 from tests.e2e.acceptance import SliceAcceptance
 from tests.e2e.helpers import drain, publish, rebuild_equals_live, running_writer, send_raw
 
@@ -39,7 +40,6 @@ CURRENT = "os_process.engine_capability_maps_current"
 ENGINE = "SELENE_OS_CORE_TABLES"
 APPEND = "OS_WORK_ORDER_LEDGER_APPEND"
 CANCEL = "WORKORDER_CANCEL"
-SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
 
 
 def ecm(

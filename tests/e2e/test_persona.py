@@ -28,13 +28,13 @@ from contracts.settings import Settings
 from producers.ledger_writes import LedgerWrites
 from producers.persona import PersonaWriter
 from producers.publisher import Publisher
+from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
 from tests.e2e.acceptance import SliceAcceptance
 from tests.e2e.helpers import drain, publish, rebuild_equals_live, running_writer, send_raw
 
 pytestmark = pytest.mark.e2e
 
 AUDIT = "os_core.audit_events"
-SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
 
 
 @dataclass(frozen=True)

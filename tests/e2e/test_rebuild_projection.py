@@ -14,6 +14,7 @@ from consumers.projector import UnknownProjection
 from consumers.rebuild import Rebuilder
 from contracts.settings import Settings
 from contracts.work_orders import WORK_ORDER_LEDGER
+from sql.tenant_scope import SET_TENANT_SCOPE
 from tests.e2e.helpers import drain, publish
 from tests.e2e.test_shadow_runs import run_cli
 
@@ -39,7 +40,7 @@ async def physical(conn: asyncpg.Connection, tenant: str, tables: list[str], *, 
 
 async def tamper(writer_db: asyncpg.Connection, tenant: str, statement: str) -> None:
     async with writer_db.transaction():
-        await writer_db.execute("SELECT set_config('selene.tenant_ids', $1, true)", tenant)
+        await writer_db.execute(SET_TENANT_SCOPE, tenant)
         assert await writer_db.execute(statement, tenant) == "UPDATE 1"
 
 

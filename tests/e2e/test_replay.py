@@ -21,6 +21,7 @@ from consumers.writer import LedgerWriter
 from contracts.envelope import new_event
 from contracts.foundation import DeviceRevokedEvent, IdentityUpsertedEvent, SessionClosedEvent
 from contracts.settings import Settings
+from sql.tenant_scope import SET_TENANT_SCOPE
 from tests.e2e.helpers import drain, publish, send_raw
 
 pytestmark = pytest.mark.e2e
@@ -114,7 +115,7 @@ async def test_verify_finds_a_corrupted_live_row(topics: Settings, run_id: str, 
     w = await mixed(topics, run_id, events=40)
     tenant = w.foundation[0].tenant_id
     async with writer_db.transaction():
-        await writer_db.execute("SELECT set_config('selene.tenant_ids', $1, true)", tenant)
+        await writer_db.execute(SET_TENANT_SCOPE, tenant)
         changed = await writer_db.execute(
             "UPDATE os_core.identities SET display_name = 'tampered' WHERE user_id = $1",
             w.foundation[0].payload.user_id,  # type: ignore[attr-defined]
@@ -182,7 +183,7 @@ async def test_apply_while_the_writer_keeps_consuming(
     w = await mixed(topics, run_id, events=60)
     tenant = w.foundation[0].tenant_id
     async with writer_db.transaction():
-        await writer_db.execute("SELECT set_config('selene.tenant_ids', $1, true)", tenant)
+        await writer_db.execute(SET_TENANT_SCOPE, tenant)
         await writer_db.execute("UPDATE os_core.devices SET device_type = 'WRONG' WHERE tenant_id = $1", tenant)
     stop = asyncio.Event()
     writer = LedgerWriter(topics)
@@ -212,7 +213,7 @@ async def test_per_tenant_apply_leaves_other_tenants_byte_identical(
     tenants = sorted({e.tenant_id for e in w.foundation})
     a, b = tenants[0], tenants[1]
     async with writer_db.transaction():
-        await writer_db.execute("SELECT set_config('selene.tenant_ids', $1, true)", f"{a},{b}")
+        await writer_db.execute(SET_TENANT_SCOPE, f"{a},{b}")
         await writer_db.execute(
             "UPDATE os_core.identities SET display_name = 'drift' WHERE tenant_id = ANY($1)", [a, b]
         )

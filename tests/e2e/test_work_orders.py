@@ -46,10 +46,10 @@ from contracts.work_orders import (
 from producers.ledger_writes import LedgerWrites, WriteRefused
 from producers.publisher import Publisher
 from producers.work_orders import WorkOrderWriter
+from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
 from tests.e2e.helpers import drain, publish, rebuild_equals_live, send_raw
 
 pytestmark = pytest.mark.e2e
-SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
 WO_TABLES = (
     "os_core.work_order_ledger",
     "os_core.work_orders_current",

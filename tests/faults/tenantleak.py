@@ -23,9 +23,9 @@ from typing import Any
 import asyncpg
 
 from consumers.db import connect, init_connection
+from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
 from tests.integration.catalogrows import tenant_tables
 
-SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
 # writer_binding_read: sql/0002 (identities, devices, sessions) and sql/0005 (work_orders_current).
 BINDING_TABLES = frozenset({"os_core.identities", "os_core.devices", "os_core.sessions", "os_core.work_orders_current"})
 DEAD_LETTERS = "selene_ops.dead_letters"

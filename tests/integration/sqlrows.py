@@ -22,8 +22,7 @@ from consumers.projections import LEDGER_TABLES
 from contracts.envelope import new_event
 from contracts.registry import REGISTRY
 from contracts.slice import ExampleContext
-
-SCOPE = "SELECT set_config('selene.tenant_ids', $1, true)"
+from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
 
 
 def audit_row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") -> dict[str, Any]:

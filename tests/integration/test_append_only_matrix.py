@@ -26,6 +26,7 @@ import pytest
 from consumers.db import connect
 from contracts.registry import LEDGERS
 from contracts.settings import Settings
+from sql.tenant_scope import SET_TENANT_SCOPE
 from tests.integration.catalogrows import APP_ROLES, Seed, seed, tenant_tables
 
 pytestmark = pytest.mark.integration
@@ -108,7 +109,7 @@ async def _attempt(conn: asyncpg.Connection, tenant: str, sql: str, args: list[A
     try:
         if replica:
             await conn.execute("SET LOCAL session_replication_role = replica")
-        await conn.execute("SELECT set_config('selene.tenant_ids', $1, true)", tenant)
+        await conn.execute(SET_TENANT_SCOPE, tenant)
         await conn.execute(sql, *args)
         return "ok"
     except asyncpg.PostgresError as exc:
@@ -150,7 +151,7 @@ async def test_owner_and_superuser_hit_the_guard_with_the_ledgers_reason(
         spec = world.seed.tables[ledger.table]
         pk = spec.primary_key[0]
         async with conn.transaction():
-            await conn.execute("SELECT set_config('selene.tenant_ids', $1, true)", world.tenant)
+            await conn.execute(SET_TENANT_SCOPE, world.tenant)
             visible = await conn.fetchval(
                 f"SELECT count(*) FROM {ledger.table} WHERE {pk} = $1", world.seed.rows[ledger.table][world.tenant][pk]
             )

@@ -11,6 +11,7 @@ import uuid
 import asyncpg
 import pytest
 
+from sql.tenant_scope import SET_TENANT_SCOPE
 from tests.integration.sqlrows import LEDGER_ROWS, count, insert
 
 pytestmark = pytest.mark.integration
@@ -62,7 +63,7 @@ async def test_append_only_enforced(
         for sql in statements:
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 async with conn.transaction():
-                    await conn.execute("SELECT set_config('selene.tenant_ids', $1, true)", a)
+                    await conn.execute(SET_TENANT_SCOPE, a)
                     await conn.execute(sql, a)
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute(f"TRUNCATE {table}")
@@ -73,7 +74,7 @@ async def test_append_only_enforced(
                 async with conn.transaction():
                     if replica:
                         await conn.execute("SET LOCAL session_replication_role = replica")
-                    await conn.execute("SELECT set_config('selene.tenant_ids', $1, true)", a)
+                    await conn.execute(SET_TENANT_SCOPE, a)
                     if "$1" in sql:
                         await conn.execute(sql, a)
                     else:

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OURS = {"contracts", "producers", "consumers", "cli", "bench", "services", "sql", "tests"}
 ALLOWED = {
     "contracts": {"contracts"},
-    "producers": {"contracts", "producers"},
+    "producers": {"contracts", "producers", "sql"},
     "consumers": {"contracts", "consumers", "sql"},
 }
 
