@@ -63,17 +63,22 @@ class WriterView:
     last_commit: float | None = None
     retrying_since: float | None = None
     retry_reason: str = ""
+    #: claimed partitions whose end the broker has not reported yet (just claimed)
+    unknown_lag: int = 0
 
 
 def readiness(view: WriterView, now: float, bounds: HealthBounds) -> Health:
-    """Ready: partitions claimed, not stuck retrying, lag within the bound, and either nothing to read or a batch
-    committed recently. A writer far behind, or retrying the same batch for long, is not ready."""
+    """Ready: partitions claimed, not stuck retrying, every claimed partition's lag known and within the bound,
+    and either nothing to read or a batch committed recently. A writer far behind, or retrying the same batch
+    for long, is not ready."""
     if not view.running:
         return False, "the writer is not running"
     if view.claimed == 0:
         return False, "no partitions claimed: the group has assigned none to this writer (yet)"
     if view.retrying_since is not None and now - view.retrying_since > bounds.retrying_for_s:
         return False, f"retrying a batch for {now - view.retrying_since:.0f}s ({view.retry_reason or 'unknown'})"
+    if view.unknown_lag:
+        return False, f"lag of {view.unknown_lag} claimed partitions not known yet"
     behind = {tp: n for tp, n in view.lag.items() if n > 0}
     total = sum(behind.values())
     if total > bounds.max_lag:
@@ -220,8 +225,10 @@ class WriterMetrics:
 
     def view(self) -> WriterView:
         w, s = self.writer, self.writer.stats
+        lag = dict(self.lag)
+        unknown = sum(1 for tp in list(w.claims) if tp not in lag)
         return WriterView(
-            w.running, len(w.claims), dict(self.lag), s.started, s.last_commit, s.retrying_since, s.retry_reason
+            w.running, len(w.claims), lag, s.started, s.last_commit, s.retrying_since, s.retry_reason, unknown
         )
 
     def snapshot(self) -> _Snapshot:
@@ -300,7 +307,9 @@ class WriterMetrics:
         while True:
             with contextlib.suppress(Exception):  # (logged by partition_lag; the last figures stay)
                 self.lag = await self.writer.partition_lag()
-            await asyncio.sleep(self.lag_every)
+            # Sooner while a claimed partition's lag is unknown (just claimed): not ready until it is known.
+            unknown = any(tp not in self.lag for tp in list(self.writer.claims))
+            await asyncio.sleep(min(0.5, self.lag_every) if unknown else self.lag_every)
 
     async def _refresh_dead_letters(self) -> None:
         conn: asyncpg.Connection | None = None

@@ -31,6 +31,8 @@ def view(**changes: object) -> WriterView:
         ({"retrying_since": 980.0, "retry_reason": "DATABASE_UNAVAILABLE"}, True, "caught up"),
         ({"retrying_since": 960.0, "retry_reason": "DATABASE_UNAVAILABLE"}, False, "retrying a batch for 40s"),
         ({"claimed": 0, "lag": {}}, False, "no partitions claimed"),
+        ({"lag": {}, "unknown_lag": 3}, False, "lag of 3 claimed partitions not known yet"),  # just claimed
+        ({"lag": {TP: 0}, "unknown_lag": 1}, False, "lag of 1 claimed partitions not known yet"),
         ({"running": False}, False, "the writer is not running"),
     ],
 )
