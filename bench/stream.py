@@ -35,6 +35,7 @@ TOKEN_LENGTH = 8
 TEMPLATE_TOKEN = "zzzzzzzz"
 DUPLICATE_DELAY = 2000  # a duplicate is re-sent within this many records of its original
 WORK_ORDER_SHARE = 0.10  # of the events, when the workload generator makes work orders
+SLICE_EXAMPLE_SHARE = 0.02
 WORK_ORDER_EVENTS = 7  # events per work order in cli.workload (about)
 
 _partitioner = DefaultPartitioner()
@@ -134,10 +135,14 @@ def build_template(
     events: int, *, tenants: int = 8, users_per_tenant: int = 16, duplicate_ratio: float = 0.05, seed: int = 7
 ) -> Template:
     """The workload generator's mix as a stream: audit + conversation events, plus work orders (~10 % of
-    the events, interleaved, each work order's events in order) when the generator supports them."""
+    the events, interleaved, each work order's events in order) and every slice's declared examples (~2 %)
+    when the generator supports them."""
     extra: dict[str, int] = {}
     if "work_orders" in inspect.signature(build).parameters:
         extra["work_orders"] = max(1, round(events * WORK_ORDER_SHARE / WORK_ORDER_EVENTS / tenants))
+    if "slice_examples" in inspect.signature(build).parameters:
+        # Every declared slice's examples too (a few per user, ~2 % of the stream), interleaved like work orders.
+        extra["slice_examples"] = max(1, round(events * SLICE_EXAMPLE_SHARE / (tenants * users_per_tenant * 3)))
     w = build(
         tenants=tenants,
         users_per_tenant=users_per_tenant,

@@ -306,7 +306,7 @@ SLICE = SliceContract(
     name="work_orders",
     engines=("SELENE_OS_CORE_TABLES",),
     kind="custom",
-    seed_row=6,
+    seed_row=3,
     doc="docs/DB_WIRING/SELENE_OS_CORE_TABLES.md",
     acceptance="AT-OS-CORE-DB",
     ledgers=(LedgerColumns(WORK_ORDER_LEDGER, WorkOrderPayload, optional=(("reason_code", "text"),)),),
