@@ -33,6 +33,7 @@ from contracts.codec import (
 )
 from contracts.engine_capability_maps import EngineCapabilityMapEventInput
 from contracts.envelope import IDENT_PATTERN, TENANT_PATTERN, EventType, LedgerSpec, Payload
+from contracts.simulation_catalog import SimulationCatalogEventInput
 from contracts.work_orders import WorkOrderPayload
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -86,6 +87,7 @@ KEY_RULES: dict[Callable[..., str], KeyRule] = {
     EngineCapabilityMapEventInput.aggregate_id: KeyRule(
         "`ecm:<payload.engine_id>:<payload.capability_id>`", f"ecm:{_ECM_ENGINE}:{_ECM_CAPABILITY}"
     ),
+    SimulationCatalogEventInput.aggregate_id: KeyRule("`simcat:<payload.simulation_id>`", f"simcat:{_IDENT}"),
 }
 
 

@@ -70,13 +70,14 @@ class LatestPerKey:
     event that changes them is refused with ``conflict`` (the row stands). The row holds ``tenant_id``, the
     payload's stored fields, the payload class constants named in ``derived`` (e.g. the status an event
     type sets), ``publisher_engine_id``, ``updated_at`` (the event's ``occurred_at``) and
-    ``source_event_id``.
+    ``source_event_id``. Fields in ``omit`` stay in the ledger only (the spec does not project them).
     """
 
     table: str
     key: tuple[str, ...]
     version: str
     immutable_within_version: tuple[str, ...] = ()
+    omit: tuple[str, ...] = ()
     conflict: ReasonCode | None = None
     derived: tuple[tuple[str, str], ...] = ()
     """(payload class constant, PostgreSQL type) stored as columns after the key and version."""

@@ -98,7 +98,7 @@ class LatestPerKeyProjection(Projection):
         self.name = owner.name if len(owner.current) == 1 else decl.table.split(".")[-1]
         self.decl = decl
         self.payload = cols.payload
-        self.stored = tuple(f for f in cols.fields() if f not in decl.key and f != decl.version)
+        self.stored = tuple(f for f in cols.fields() if f not in (*decl.key, decl.version, *decl.omit))
         fields = cols.payload.model_fields
         self.table = TableSpec(
             decl.table,

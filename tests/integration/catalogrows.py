@@ -65,7 +65,10 @@ FROM pg_constraint c WHERE c.contype = 'p' AND c.conrelid = $1::regclass
 
 # Fixed values for columns the generic rules cannot satisfy, by table. Empty today: the rules cover every
 # table of migrations 0001-0004. A slice whose CHECK needs more adds its table here.
-OVERRIDES: dict[str, dict[str, Callable[[str, int], Any]]] = {}
+OVERRIDES: dict[str, dict[str, Callable[[str, int], Any]]] = {
+    # A one-value IN list is stored as `event_type = '...'`, not as an ANY (ARRAY[...]).
+    "os_process.simulation_catalog": {"event_type": lambda _t, _i: "SIMULATION_CATALOG_EVENT"},
+}
 
 _ANY_ARRAY = re.compile(r"\(?\(?(\w+)\)?(?:::\w+)? = ANY \(+ARRAY\[(.*?)\]")
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")

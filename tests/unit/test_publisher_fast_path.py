@@ -99,7 +99,7 @@ def test_validated_events_take_the_fast_path_and_send_the_writers_record(
 
 
 def _every_kind_of_event() -> list[LedgerEvent]:
-    workload = build(tenants=2, users_per_tenant=2, events=300, bad=False, work_orders=3)
+    workload = build(tenants=2, users_per_tenant=2, events=300, bad=False, work_orders=3, slice_examples=1)
     events = list(workload.good)
     events += [ecm(status, 1) for status in ("PUBLISHED", "ACTIVE", "DEPRECATED")]
     events.append(PersonaProfileCommitEvent.model_validate(commit(), strict=False))
