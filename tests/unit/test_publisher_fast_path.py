@@ -107,7 +107,7 @@ def _every_kind_of_event() -> list[LedgerEvent]:
 
 
 def test_every_kind_of_event_takes_the_fast_path_with_the_writers_record(publisher: Counting) -> None:
-    """The generator's mix (conversation, audit, foundation, work orders) and the other slices' events."""
+    """The generator's mix (conversation, audit, foundation, work orders) and every slice's examples."""
     events = _every_kind_of_event()
     kinds = {type(e) for e in events}
     assert len(kinds) >= len(EVENT_TYPES) // 2, sorted(k.__name__ for k in kinds)

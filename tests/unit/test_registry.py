@@ -23,7 +23,8 @@ from contracts.slice import LedgerColumns, SliceContract
 
 def test_the_registry_holds_every_declared_slice_in_dependency_order() -> None:
     names = [s.name for s in REGISTRY.slices]
-    assert names == ["audit", "foundation", "work_orders", "simulation_catalog", "engine_capability_maps", "persona"]
+    assert names[:6] == ["audit", "foundation", "work_orders", "simulation_catalog", "engine_capability_maps", "persona"]
+    # Rows 13-19 (issue 17) and later slices follow, ordered by the rule checked below.
     for i, s in enumerate(REGISTRY.slices):
         assert set(s.requires) <= set(names[:i]), s.name
     assert registry() is REGISTRY  # one object

@@ -1,0 +1,19 @@
+"""Reads of PH1.NLP's decision trace (seed 000 row 14): its audit rows by correlation and turn, each with its
+typed decision (``NlpIntentDraft`` for intent drafts and chat, ``NlpClarify``). See ``audit_decisions``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from consumers.repositories.audit_decisions import Decision, DecisionReader
+from contracts.envelope import Payload
+from contracts.ph1_nlp import NLP_CLARIFY, NLP_ENGINE, NLP_INTENT_DRAFT, NlpClarify, NlpIntentDraft
+
+NlpDecision = Decision[NlpIntentDraft | NlpClarify]
+
+
+class NlpReader(DecisionReader[NlpIntentDraft | NlpClarify]):
+    """Typed reads of one tenant's PH1.NLP decisions."""
+
+    engine: ClassVar[str] = NLP_ENGINE
+    models: ClassVar[dict[str, type[Payload]]] = {NLP_INTENT_DRAFT: NlpIntentDraft, NLP_CLARIFY: NlpClarify}
