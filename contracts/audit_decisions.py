@@ -15,12 +15,14 @@ idempotency key) and extends ``EngineDecision`` once per decision. What is commo
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import timedelta
+from typing import Annotated, Any, Literal
 
 from pydantic import StringConstraints
 
 from contracts.audit import AuditPayload
-from contracts.envelope import Ident
+from contracts.envelope import Ident, LedgerEvent, new_event
+from contracts.slice import ExampleContext
 
 #: Non-blank: at least one character that is neither whitespace nor U+0000. The whitespace is spelled out
 #: (ASCII and Unicode spaces) so that Python, Rust's regex (pydantic) and ECMA-262 (the exported schemas)
@@ -45,3 +47,25 @@ class EngineDecision(AuditPayload):
 
     user_id: Ident
     device_id: Ident
+
+
+def decision_examples(
+    ctx: ExampleContext, engine: str, decisions: list[tuple[type[LedgerEvent], dict[str, Any]]]
+) -> list[LedgerEvent]:
+    """One correlation of the user's (distinct per ``ctx.n``) with one decision per turn, in order: the shape of
+    every example of rows 13-19."""
+    prefix = engine.lower().replace(".", "-")
+    refs = {"user_id": ctx.user_id, "device_id": ctx.device_id, "session_id": ctx.session_id}
+    return [
+        new_event(
+            model,
+            tenant_id=ctx.tenant_id,
+            engine_id=engine,
+            correlation_id=f"{prefix}-{ctx.user_id}-{ctx.n}",
+            turn_id=f"turn-{i + 1}",
+            idempotency_key=f"{prefix}-{i + 1}",
+            occurred_at=ctx.at + timedelta(milliseconds=i),
+            payload={**payload, **refs},
+        )
+        for i, (model, payload) in enumerate(decisions)
+    ]

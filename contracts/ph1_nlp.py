@@ -7,15 +7,14 @@ Three commits, two event types (the sheet's): ``NLP_INTENT_DRAFT`` carries an in
 
 from __future__ import annotations
 
-from datetime import timedelta
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import ConfigDict, model_validator
 
 from contracts.audit import AUDIT_EVENTS
-from contracts.audit_decisions import EngineDecision, Info, Text8, Text64, Warn
-from contracts.envelope import Ident, LedgerEvent, define_event, new_event
+from contracts.audit_decisions import EngineDecision, Info, Text8, Text64, Warn, decision_examples
+from contracts.envelope import Ident, LedgerEvent, define_event
 from contracts.slice import ExampleContext, SliceContract
 
 NLP_ENGINE = "PH1.NLP"
@@ -93,37 +92,17 @@ NlpClarifyEvent = define_event(AUDIT_EVENTS, NLP_CLARIFY, NlpClarify, base=NlpEv
 
 def examples(ctx: ExampleContext) -> list[LedgerEvent]:
     """One conversation of the user: a clarification, then the intent draft, then a chat turn."""
-    corr = f"nlp-{ctx.user_id}-{ctx.n}"
-    refs = {"user_id": ctx.user_id, "device_id": ctx.device_id, "session_id": ctx.session_id}
-    decisions: list[tuple[type[LedgerEvent], dict[str, str]]] = [
-        (
-            NlpClarifyEvent,
-            {"reason_code": "N_CLARIFY_MISSING_FIELD", "decision": "CLARIFY", "what_is_missing": "meeting_time"},
-        ),
-        (
-            NlpIntentDraftEvent,
-            {
-                "reason_code": "N_INTENT_OK",
-                "decision": "INTENT_DRAFT",
-                "intent_type": "CREATE_REMINDER",
-                "overall_confidence": "HIGH",
-            },
-        ),
-        (NlpIntentDraftEvent, {"reason_code": "N_CHAT_GREETING", "decision": "CHAT"}),
-    ]
-    return [
-        new_event(
-            model,
-            tenant_id=ctx.tenant_id,
-            engine_id=NLP_ENGINE,
-            correlation_id=corr,
-            turn_id=f"turn-{i + 1}",
-            idempotency_key=f"nlp-{i + 1}",
-            occurred_at=ctx.at + timedelta(milliseconds=i),
-            payload={**payload, **refs},
-        )
-        for i, (model, payload) in enumerate(decisions)
-    ]
+    clarify = {"reason_code": "N_CLARIFY_MISSING_FIELD", "decision": "CLARIFY", "what_is_missing": "meeting_time"}
+    draft = {
+        "reason_code": "N_INTENT_OK",
+        "decision": "INTENT_DRAFT",
+        "intent_type": "CREATE_REMINDER",
+        "overall_confidence": "HIGH",
+    }
+    chat = {"reason_code": "N_CHAT_GREETING", "decision": "CHAT"}
+    return decision_examples(
+        ctx, NLP_ENGINE, [(NlpClarifyEvent, clarify), (NlpIntentDraftEvent, draft), (NlpIntentDraftEvent, chat)]
+    )
 
 
 SLICE = SliceContract(

@@ -18,7 +18,7 @@ import asyncpg
 
 from consumers.repositories import one_tenant
 from consumers.repositories.audit import MAX_PAGE, check_page
-from contracts.envelope import Payload, unmarked
+from contracts.envelope import LedgerEvent, Payload, unmarked
 
 P = TypeVar("P", bound=Payload)
 
@@ -64,10 +64,12 @@ class DecisionReader(Generic[P]):
     the payload model of each of its event types."""
 
     engine: ClassVar[str]
-    models: ClassVar[dict[str, type[Payload]]]
+    events: ClassVar[tuple[type[LedgerEvent], ...]]
+    """The engine's event models (its ``SLICE.events``): each row's type selects its payload model."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self.models: dict[str, type[Payload]] = {m.event_type_name: m.payload_model for m in self.events}
 
     def _decision(self, row: asyncpg.Record) -> Decision[P]:
         fields: dict[str, Any] = dict(row)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from consumers.repositories.audit_decisions import Decision, DecisionReader
-from contracts.envelope import Payload
-from contracts.ph1_nlp import NLP_CLARIFY, NLP_ENGINE, NLP_INTENT_DRAFT, NlpClarify, NlpIntentDraft
+from contracts.envelope import LedgerEvent
+from contracts.ph1_nlp import NLP_ENGINE, SLICE, NlpClarify, NlpIntentDraft
 
 NlpDecision = Decision[NlpIntentDraft | NlpClarify]
 
@@ -16,4 +16,4 @@ class NlpReader(DecisionReader[NlpIntentDraft | NlpClarify]):
     """Typed reads of one tenant's PH1.NLP decisions."""
 
     engine: ClassVar[str] = NLP_ENGINE
-    models: ClassVar[dict[str, type[Payload]]] = {NLP_INTENT_DRAFT: NlpIntentDraft, NLP_CLARIFY: NlpClarify}
+    events: ClassVar[tuple[type[LedgerEvent], ...]] = SLICE.events

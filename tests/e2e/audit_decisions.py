@@ -20,7 +20,7 @@ import asyncpg
 from cli.workload import RawRecord
 from consumers.repositories.audit_decisions import DecisionReader
 from contracts.codec import encode
-from contracts.envelope import LedgerEvent
+from contracts.envelope import LedgerEvent, new_event
 from contracts.settings import Settings
 from contracts.slice import ExampleContext
 from tests.e2e.acceptance import onboarding
@@ -28,6 +28,27 @@ from tests.e2e.helpers import drain, publish, rebuild_equals_live, send_raw
 
 #: (person, correlation id, idempotency key, payload changes) -> one valid decision of the engine
 Decide = Callable[[ExampleContext, str, str, dict[str, Any]], LedgerEvent]
+
+
+def decider(model: type[LedgerEvent], payload: dict[str, Any]) -> Decide:
+    """Decisions of ``model`` with ``payload`` (the engine's fields), about the person's user, device and
+    session, on turn ``turn-<correlation>``."""
+    engine = model.model_fields["engine_id"].annotation.__args__[0]  # type: ignore[union-attr]
+
+    def decide(p: ExampleContext, corr: str, key: str, changes: dict[str, Any]) -> LedgerEvent:
+        refs = {"user_id": p.user_id, "device_id": p.device_id, "session_id": p.session_id}
+        return new_event(
+            model,
+            tenant_id=p.tenant_id,
+            engine_id=engine,
+            correlation_id=corr,
+            turn_id=f"turn-{corr}",
+            idempotency_key=key,
+            occurred_at=p.at,
+            payload={**payload, **refs, **changes},
+        )
+
+    return decide
 
 
 def person(run_id: str, tenant: str, name: str) -> ExampleContext:
@@ -91,7 +112,7 @@ async def refusals_while_good_decisions_flow(
     stats = await drain(topics)
     assert stats.result.appended == len(goods)
     expected = Counter(reason for _, reason in refused.values()) + Counter({"EVENT_SCHEMA_INVALID": len(raw_refusals)})
-    assert stats.result.dead_lettered == expected
+    assert stats.result.dead_lettered == expected, (stats.result.dead_lettered, expected)
     reasons = {
         r["event_uuid"]: r["reason_code"]
         for r in await operator_db.fetch(

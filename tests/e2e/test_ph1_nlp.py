@@ -4,42 +4,29 @@ the sheet's failure classes (tests/e2e/audit_decisions.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 import pytest
 
 from consumers.repositories.ph1_nlp import NlpReader
-from contracts.envelope import LedgerEvent, new_event
 from contracts.ph1_nlp import NlpClarifyEvent, NlpIntentDraftEvent
 from contracts.settings import Settings
 from contracts.slice import ExampleContext
 from tests.e2e.acceptance import SliceAcceptance
-from tests.e2e.audit_decisions import refusals_while_good_decisions_flow
+from tests.e2e.audit_decisions import decider, refusals_while_good_decisions_flow
 
 pytestmark = pytest.mark.e2e
 
 
-def draft(p: ExampleContext, corr: str, key: str, changes: dict[str, Any]) -> LedgerEvent:
-    payload = {
+draft = decider(
+    NlpIntentDraftEvent,
+    {
         "reason_code": "N_INTENT_OK",
         "decision": "INTENT_DRAFT",
         "intent_type": "SET_TIMER",
         "overall_confidence": "0.92",
-        "user_id": p.user_id,
-        "device_id": p.device_id,
-        "session_id": p.session_id,
-    }
-    return new_event(
-        NlpIntentDraftEvent,
-        tenant_id=p.tenant_id,
-        engine_id="PH1.NLP",
-        correlation_id=corr,
-        turn_id=f"turn-{corr}",
-        idempotency_key=key,
-        occurred_at=p.at,
-        payload={**payload, **changes},
-    )
+    },
+)
 
 
 async def test_nlp_refusals_dead_lettered_while_good_decisions_flow(
