@@ -1,0 +1,37 @@
+"""PH1.WRITE (seed 000 row 17) end to end on real Kafka and PostgreSQL: AT-WRITE-DB-01..04 (the shared suite) and
+the sheet's failure classes (tests/e2e/audit_decisions.py)."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from consumers.repositories.ph1_write import WriteReader
+from contracts.ph1_write import WriteFormatEvent
+from contracts.settings import Settings
+from tests.e2e.acceptance import SliceAcceptance
+from tests.e2e.audit_decisions import decider, refusals_while_good_decisions_flow
+
+pytestmark = pytest.mark.e2e
+
+decide = decider(
+    WriteFormatEvent, {"reason_code": "WRITE_FORMATTED", "directive": "format", "format_mode": "FORMATTED_TEXT"}
+)
+
+
+async def test_write_refusals_dead_lettered_while_good_decisions_flow(
+    topics: Settings, reader_db: asyncpg.Connection, operator_db: asyncpg.Connection, run_id: str
+) -> None:
+    bad = [
+        {"format_mode": "x" * 65},  # over its bound
+        {"format_mode": ""},  # blank
+        {"directive": "respond"},  # the only directive is format
+        {"format_mode": 3},  # payload_min values are text
+    ]
+    await refusals_while_good_decisions_flow(topics, WriteReader(reader_db), operator_db, run_id, decide, bad)
+
+
+class TestAtWriteDb(SliceAcceptance):
+    """The shared AT-WRITE-DB-01..04 (tests/e2e/acceptance.py), from the slice's declaration."""
+
+    slice_name = "ph1_write"
