@@ -35,7 +35,7 @@ from contracts.envelope import LedgerEvent, new_event
 from contracts.foundation import DeviceRegisteredEvent, IdentityUpsertedEvent
 from contracts.registry import LEDGERS
 from contracts.settings import Settings
-from tests.faults.tenantleak import SCOPE
+from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
 
 pytestmark = pytest.mark.e2e
 

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,8 +27,9 @@ def _closed_port() -> int:
 
 
 async def _run(args: list[str], env: dict[str, str], **options: object) -> subprocess.CompletedProcess[str]:
+    run: Any = subprocess.run  # to_thread cannot type subprocess.run's overloads
     return await asyncio.to_thread(
-        subprocess.run,
+        run,
         [*CLI, *args],
         env=env,
         cwd=ROOT,
@@ -35,7 +37,7 @@ async def _run(args: list[str], env: dict[str, str], **options: object) -> subpr
         timeout=120,
         check=False,
         stdin=subprocess.DEVNULL,
-        **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **options},  # type: ignore[arg-type]
+        **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **options},
     )
 
 

@@ -212,7 +212,7 @@ async def test_at_ecm_db_03_idempotency_dedupe_works(
     dead = await operator_db.fetchrow(
         "SELECT reason_code, status FROM selene_ops.dead_letters WHERE event_uuid = $1", conflicting.event_id
     )
-    assert dict(dead) == {"reason_code": "IDEMPOTENCY_CONFLICT", "status": "REJECTED"}
+    assert dead is not None and dict(dead) == {"reason_code": "IDEMPOTENCY_CONFLICT", "status": "REJECTED"}
 
 
 async def test_at_ecm_db_04_rebuild_current_from_ledger(

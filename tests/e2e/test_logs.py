@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def consume(settings: Settings, *options: str, **run: Any) -> subprocess.CompletedProcess[str]:
+    run_: Any = subprocess.run  # to_thread cannot type subprocess.run's overloads
     return await asyncio.to_thread(
-        subprocess.run, [*CLI, *options, "consume", "--until-caught-up"], env=cli_env(settings), cwd=ROOT,
+        run_, [*CLI, *options, "consume", "--until-caught-up"], env=cli_env(settings), cwd=ROOT,
         capture_output=True, text=True, timeout=180, check=False, stdin=subprocess.DEVNULL, **run,
     )  # fmt: skip
 
@@ -128,7 +129,7 @@ async def test_retry_and_fenced_lines(topics: Settings, run_id: str, caplog: pyt
             finally:
                 await conn.close()
 
-    writer.pipeline.apply = down_once  # type: ignore[method-assign]
+    writer.pipeline.apply = down_once  # type: ignore[method-assign,assignment]
     writer.before_write = interfere
     stop = asyncio.Event()
     with caplog.at_level(logging.INFO, logger="selene.writer"):

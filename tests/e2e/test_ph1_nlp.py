@@ -32,7 +32,7 @@ draft = decider(
 async def test_nlp_refusals_dead_lettered_while_good_decisions_flow(
     topics: Settings, reader_db: asyncpg.Connection, operator_db: asyncpg.Connection, run_id: str
 ) -> None:
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"intent_type": "x" * 65},  # over its bound
         {"overall_confidence": "0.123456789"},  # over 8
         {"intent_type": "   "},  # blank

@@ -15,7 +15,7 @@ from consumers.db import connect
 from consumers.pipeline import Pipeline
 from contracts.audit import AuditRecordedEvent
 from contracts.codec import canonical_payload
-from contracts.envelope import new_event
+from contracts.envelope import LedgerEvent, new_event
 from contracts.foundation import IdentityUpsertedEvent
 from contracts.settings import Settings
 from tests.e2e.helpers import drain, event_ids, publish, rebuild_equals_live, send_raw
@@ -23,7 +23,7 @@ from tests.e2e.helpers import drain, event_ids, publish, rebuild_equals_live, se
 pytestmark = pytest.mark.e2e
 
 
-def audit(tenant: str, corr: str, key: str | None, summary: str = "decided", **refs: str) -> object:
+def audit(tenant: str, corr: str, key: str | None, summary: str = "decided", **refs: str) -> LedgerEvent:
     return new_event(
         AuditRecordedEvent,
         tenant_id=tenant,
@@ -62,6 +62,7 @@ async def test_publish_to_ledger_and_projection(topics: Settings, operator_db: a
     row = await operator_db.fetchrow(
         "SELECT * FROM conversation.conversation_ledger WHERE event_uuid = $1", turn.event_id
     )
+    assert row is not None
     assert row["text_body"] == turn.payload.text  # type: ignore[attr-defined]
     assert row["source_topic"] == f"{topics.topic_prefix}conversation.conversation_ledger"
     assert row["payload"]["speaker"] == turn.payload.speaker  # type: ignore[attr-defined]

@@ -18,8 +18,8 @@ from consumers.rebuild import Rebuilder
 from consumers.replay import Replayer
 from consumers.status import lag
 from consumers.writer import LedgerWriter
-from contracts.envelope import new_event
-from contracts.foundation import DeviceRevokedEvent, IdentityUpsertedEvent, SessionClosedEvent
+from contracts.envelope import LedgerEvent, new_event
+from contracts.foundation import DeviceRevokedEvent, IdentityUpsertedEvent, SessionClosedEvent, SessionOpened
 from contracts.settings import Settings
 from sql.tenant_scope import SET_TENANT_SCOPE
 from tests.e2e.helpers import drain, publish, send_raw
@@ -49,17 +49,18 @@ async def mixed(settings: Settings, run_id: str, events: int = 150) -> Workload:
     return w
 
 
-def changes(w: Workload, tenant: str) -> list:  # type: ignore[type-arg]
+def changes(w: Workload, tenant: str) -> list[LedgerEvent]:
     """Later events that change projection rows of ``tenant``: revoke, close, rename."""
     now = datetime.now(UTC)
     users = [e for e in w.foundation if e.tenant_id == tenant and e.event_type == "SESSION_OPENED"]
-    out = []
+    out: list[LedgerEvent] = []
     for e in users[:2]:
         p = e.payload
+        assert isinstance(p, SessionOpened)
         common = {
             "tenant_id": tenant,
             "engine_id": "PH1.L",
-            "correlation_id": f"later-{p.user_id}",  # type: ignore[attr-defined]
+            "correlation_id": f"later-{p.user_id}",
             "occurred_at": now,
         }
         out.append(
@@ -67,10 +68,10 @@ def changes(w: Workload, tenant: str) -> list:  # type: ignore[type-arg]
                 SessionClosedEvent,
                 payload={
                     "reason_code": "SESSION_CLOSED",
-                    "user_id": p.user_id,  # type: ignore[attr-defined]
+                    "user_id": p.user_id,
                     "device_id": p.device_id,
                     "session_id": p.session_id,
-                },  # type: ignore[attr-defined]
+                },
                 **common,
             )
         )
@@ -79,16 +80,16 @@ def changes(w: Workload, tenant: str) -> list:  # type: ignore[type-arg]
                 DeviceRevokedEvent,
                 payload={
                     "reason_code": "DEVICE_LOST",
-                    "user_id": p.user_id,  # type: ignore[attr-defined]
+                    "user_id": p.user_id,
                     "device_id": p.device_id,
                 },
                 **common,
             )
-        )  # type: ignore[attr-defined]
+        )
         out.append(
             new_event(
                 IdentityUpsertedEvent,
-                payload={"reason_code": "IDENTITY_RENAMED", "user_id": p.user_id, "display_name": "renamed"},  # type: ignore[attr-defined]
+                payload={"reason_code": "IDENTITY_RENAMED", "user_id": p.user_id, "display_name": "renamed"},
                 **common,
             )
         )

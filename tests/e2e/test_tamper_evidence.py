@@ -109,6 +109,7 @@ async def test_truncated_tail_is_caught_by_the_digest(
     new_head = await operator_db.fetchrow(
         f"SELECT chain_seq, row_hash FROM {TABLE} WHERE conversation_turn_id = $1", keep[-1]
     )
+    assert new_head is not None
     # The attacker removes the last two rows and rewinds the head row, so the chain alone looks whole.
     await _as_attacker(admin_db, (f"DELETE FROM {TABLE} WHERE conversation_turn_id = ANY($1)", [ids[-2:]]))
     await admin_db.execute(

@@ -173,10 +173,10 @@ async def test_at_os_core_db_01_tenant_isolation_enforced(
     }
     assert set(expected) == set(WO_TABLES)
     for table in WO_TABLES:
-        for mine, theirs in ((a, b), (b, a)):
+        for own, theirs in ((a, b), (b, a)):
             async with reader_db.transaction():
-                await reader_db.execute(SCOPE, mine)
-                assert await reader_db.fetchval(f"SELECT count(*) FROM {table}") == expected[table], (table, mine)
+                await reader_db.execute(SCOPE, own)
+                assert await reader_db.fetchval(f"SELECT count(*) FROM {table}") == expected[table], (table, own)
                 assert await reader_db.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id = $1", theirs) == 0
         assert await reader_db.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id = ANY($1)", [a, b]) == 0
     # A repository read declares exactly one tenant.
@@ -377,7 +377,7 @@ async def test_at_os_21_external_approval_wait_no_spam(
 ) -> None:
     tenant = f"t-{run_id}"
     wo = WorkOrder(tenant, f"wo-{run_id}")
-    approval = {"approval_request_id": "ap-1"}
+    approval: dict[str, Any] = {"approval_request_id": "ap-1"}
     created = wo.create()
     requested = wo(
         ExternalApprovalRequestedEvent, target_user_id="boss", expires_at=wo.at + timedelta(hours=2), **approval

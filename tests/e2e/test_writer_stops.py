@@ -33,7 +33,7 @@ async def test_a_failed_claim_stops_the_writer(topics: Settings) -> None:
     async def refuse(conn: asyncpg.Connection, parts: Iterable[TopicPartition]) -> dict[TopicPartition, Claim]:
         raise ClaimRefused("the offsets table refused the claim")
 
-    writer.offsets.claim = refuse  # type: ignore[method-assign]
+    writer.offsets.claim = refuse  # type: ignore[method-assign,assignment]
     with pytest.raises(ClaimRefused):
         await asyncio.wait_for(writer.run(until_caught_up=True), 60)
 

@@ -19,6 +19,7 @@ from cli.workload import Workload, build
 from consumers.db import connect
 from consumers.replay import Replayer
 from consumers.writer import LedgerWriter
+from contracts.envelope import LedgerEvent
 from contracts.settings import Settings
 from producers.topics import ensure_topics
 from tests.e2e.helpers import drain, publish, rebuild_equals_live
@@ -197,10 +198,10 @@ async def test_zombie_sigstop_cannot_commit(
 
 async def _bounce(
     s: Settings,
-    events: list,
+    events: list[LedgerEvent],
     sig: int,
     tmp_path: Path,
-    tag: str,  # type: ignore[type-arg]
+    tag: str,
     operator_db: asyncpg.Connection,
 ) -> tuple[Load, list[Path]]:
     """Three writers under load; three times, one is stopped with ``sig`` and a new one joins."""

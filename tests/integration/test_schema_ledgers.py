@@ -80,7 +80,7 @@ async def test_append_only_enforced(
                     else:
                         await conn.execute(sql)
             assert info.value.sqlstate == "SLA01"
-            assert info.value.detail.endswith("APPEND_ONLY_VIOLATION")
+            assert (info.value.detail or "").endswith("APPEND_ONLY_VIOLATION")
     assert await count(writer_db, table, a, "correlation_id = 'c-1'") == 1
 
 

@@ -36,9 +36,9 @@ import pytest
 from consumers.db import connect
 from contracts.reasons import SeleneError
 from contracts.settings import Settings
+from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
 from tests.faults.tenantleak import (
     AFTER,
-    SCOPE,
     Exception_,
     documented_exceptions,
     pooled_interleavings,

@@ -24,7 +24,7 @@ def _pins() -> dict[str, Version]:
         if line:
             name, _, version = line.partition("==")
             assert version, f"constraints.txt pins exact versions only: {line!r}"
-            pins[canonicalize_name(name)] = Version(version)
+            pins[str(canonicalize_name(name))] = Version(version)
     return pins
 
 

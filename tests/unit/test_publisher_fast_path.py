@@ -169,7 +169,7 @@ def test_a_payload_subclass_takes_the_round_trip(publisher: Counting) -> None:
 
 
 def test_an_unregistered_envelope_subclass_takes_the_round_trip(publisher: Counting) -> None:
-    sub = type("Sub", (AuditRecordedEvent,), {"__module__": __name__})
+    sub: Any = type("Sub", (AuditRecordedEvent,), {"__module__": __name__})
     event = sub.model_validate(dict(audit()))
     assert not validated(event)
     assert took_round_trip(publisher, event)

@@ -126,7 +126,7 @@ async def test_workers_that_cannot_start_leave_decoding_in_process(monkeypatch: 
     def no_processes(method: str) -> Any:
         raise OSError(f"no {method} here")
 
-    monkeypatch.setattr(dw.multiprocessing, "get_context", no_processes)
+    monkeypatch.setattr("multiprocessing.get_context", no_processes)
     pool = DecodePool(Pipeline(SETTINGS), 2, min_batch=1)
     await pool.start()
     assert not pool.active

@@ -69,7 +69,7 @@ def _ecma_dollar(node: Any) -> Any:
         return [_ecma_dollar(x) for x in node]
     if not isinstance(node, dict):
         return node
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "pattern" and isinstance(value, str):
             out[key] = fix(value)
@@ -322,7 +322,7 @@ def drawn_documents(draw: st.DrawFn, schemas: Export) -> tuple[EventType, dict[s
     return entry, doc
 
 
-def _mutations(draw: st.DrawFn, doc: dict[str, Any]) -> dict[str, Any]:
+def _mutations(draw: Callable[[st.SearchStrategy[Any]], Any], doc: dict[str, Any]) -> dict[str, Any]:
     """``doc`` broken in one place, at the envelope or in the payload: a field dropped, one added, or a value
     replaced by any JSON value."""
     target = doc if draw(st.booleans()) or not isinstance(doc.get("payload"), dict) else doc["payload"]
