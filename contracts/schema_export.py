@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.artifacts_ledger import ArtifactEventInput
 from contracts.audit import AuditPayload
 from contracts.codec import (
     HEADER_EVENT_ID,
@@ -88,6 +89,10 @@ KEY_RULES: dict[Callable[..., str], KeyRule] = {
         "`ecm:<payload.engine_id>:<payload.capability_id>`", f"ecm:{_ECM_ENGINE}:{_ECM_CAPABILITY}"
     ),
     SimulationCatalogEventInput.aggregate_id: KeyRule("`simcat:<payload.simulation_id>`", f"simcat:{_IDENT}"),
+    ArtifactEventInput.aggregate_id: KeyRule(
+        "`art:<payload.scope_type>:<payload.scope_id>:<payload.artifact_type>`",
+        f"art:(TENANT|USER|DEVICE):{_IDENT}:[A-Z_]{{1,32}}",
+    ),
 }
 
 

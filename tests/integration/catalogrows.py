@@ -68,6 +68,8 @@ FROM pg_constraint c WHERE c.contype = 'p' AND c.conrelid = $1::regclass
 OVERRIDES: dict[str, dict[str, Callable[[str, int], Any]]] = {
     # A one-value IN list is stored as `event_type = '...'`, not as an ANY (ARRAY[...]).
     "os_process.simulation_catalog": {"event_type": lambda _t, _i: "SIMULATION_CATALOG_EVENT"},
+    "os_process.artifacts_ledger": {"event_type": lambda _t, _i: "ARTIFACT_RECORDED"},
+    "os_core.tool_cache": {"result_payload": lambda t, i: f'"result {t} {i}"'},
 }
 
 _ANY_ARRAY = re.compile(r"\(?\(?(\w+)\)?(?:::\w+)? = ANY \(+ARRAY\[(.*?)\]")
