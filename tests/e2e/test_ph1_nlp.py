@@ -4,6 +4,7 @@ the sheet's failure classes (tests/e2e/audit_decisions.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest

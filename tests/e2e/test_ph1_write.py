@@ -3,6 +3,8 @@ the sheet's failure classes (tests/e2e/audit_decisions.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import pytest
 
@@ -22,7 +24,7 @@ decide = decider(
 async def test_write_refusals_dead_lettered_while_good_decisions_flow(
     topics: Settings, reader_db: asyncpg.Connection, operator_db: asyncpg.Connection, run_id: str
 ) -> None:
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"format_mode": "x" * 65},  # over its bound
         {"format_mode": ""},  # blank
         {"directive": "respond"},  # the only directive is format
