@@ -580,8 +580,9 @@ HANDLERS: dict[str, Handler] = {
 
 EXIT_CODES = """exit codes: 0 done; 1 the command's check failed (see each command); 2 usage, a bad setting (the
 variable is named) or a metrics address that cannot be listened on; 3 consume stopped at records it cannot read;
-4 PostgreSQL or Kafka unreachable or refusing the login; 5 status: lag above --max-lag; 6 status: dead letters
-above --max-dead-letters; 130 interrupted; 141 output pipe closed early (as a shell reports SIGPIPE)"""
+4 PostgreSQL or Kafka unreachable or refusing the login, or a database behind this build's migrations; 5 status:
+lag above --max-lag; 6 status: dead letters above --max-dead-letters; 130 interrupted; 141 output pipe closed
+early (as a shell reports SIGPIPE)"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -639,6 +640,9 @@ def unreachable(exc: BaseException) -> str | None:
         return f"{exc.detail}; check the SELENE_DATABASE_*_URL settings"
     if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidCatalogNameError):
         return f"PostgreSQL refused the login: {exc}; check the SELENE_DATABASE_*_URL settings"
+    if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError):
+        # A database behind this build's migrations (a newer selene-ledger, an older schema).
+        return f"the database is behind this build's schema ({exc}); run `selene-ledger migrate`"
     if isinstance(exc, ConnectionError | socket.gaierror | asyncpg.CannotConnectNowError):
         return f"cannot connect to PostgreSQL: {exc}; check the SELENE_DATABASE_*_URL settings"
     return None

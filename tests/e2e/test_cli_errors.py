@@ -9,10 +9,12 @@ import socket
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from contracts.settings import Settings
+from services.provision import provision
 from tests.e2e.helpers import CLI, cli_env
 
 pytestmark = pytest.mark.e2e
@@ -117,3 +119,19 @@ async def test_a_metrics_address_in_use_is_one_line(topics: Settings) -> None:
     assert _ours(done.stderr) == [
         f"selene-ledger consume: cannot serve metrics on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+async def test_a_database_behind_the_schema_is_one_line(topics: Settings, run_id: str) -> None:
+    """A newer selene-ledger against a database its migrations have not reached (here: none applied) says
+    to migrate instead of ending in UndefinedTableError's traceback."""
+    admin = os.environ.get("SELENE_DATABASE_ADMIN_URL") or topics.database_admin_url
+    if not admin:
+        pytest.skip("no admin URL to create an empty database with")
+    empty = f"selene_unmigrated_{run_id}"
+    await provision(admin, empty)
+    url = urlunsplit(urlsplit(topics.database_operator_url)._replace(path=f"/{empty}"))
+    done = await _run(["status"], {**cli_env(topics), "SELENE_DATABASE_OPERATOR_URL": url})
+    assert done.returncode == 4, done
+    (line,) = _ours(done.stderr)
+    assert line.startswith("selene-ledger status: the database is behind this build's schema"), line
+    assert line.endswith("run `selene-ledger migrate`"), line
