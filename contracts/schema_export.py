@@ -25,6 +25,7 @@ from typing import Any
 
 from contracts.artifacts_ledger import ArtifactEventInput
 from contracts.audit import AuditPayload
+from contracts.capreq import CapreqEventInput
 from contracts.codec import (
     HEADER_EVENT_ID,
     HEADER_EVENT_TYPE,
@@ -93,6 +94,7 @@ KEY_RULES: dict[Callable[..., str], KeyRule] = {
         "`art:<payload.scope_type>:<payload.scope_id>:<payload.artifact_type>`",
         f"art:(TENANT|USER|DEVICE):{_IDENT}:[A-Z_]{{1,32}}",
     ),
+    CapreqEventInput.aggregate_id: KeyRule("`capreq:<payload.capreq_id>`", f"capreq:{_IDENT}"),
 }
 
 

@@ -63,13 +63,15 @@ SELECT array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(n, i)
 FROM pg_constraint c WHERE c.contype = 'p' AND c.conrelid = $1::regclass
 """
 
-# Fixed values for columns the generic rules cannot satisfy, by table. Empty today: the rules cover every
-# table of migrations 0001-0004. A slice whose CHECK needs more adds its table here.
+# Fixed values for columns the generic rules cannot satisfy, by table. A slice whose CHECK needs more adds its
+# table here.
 OVERRIDES: dict[str, dict[str, Callable[[str, int], Any]]] = {
     # A one-value IN list is stored as `event_type = '...'`, not as an ANY (ARRAY[...]).
     "os_process.simulation_catalog": {"event_type": lambda _t, _i: "SIMULATION_CATALOG_EVENT"},
     "os_process.artifacts_ledger": {"event_type": lambda _t, _i: "ARTIFACT_RECORDED"},
     "os_core.tool_cache": {"result_payload": lambda t, i: f'"result {t} {i}"'},
+    # ck_capreq_ledger_action_status pairs two columns: an action with the status it leads to.
+    "os_process.capreq_ledger": {"action": lambda _t, _i: "CREATE_DRAFT", "status": lambda _t, _i: "DRAFT"},
 }
 
 _ANY_ARRAY = re.compile(r"\(?\(?(\w+)\)?(?:::\w+)? = ANY \(+ARRAY\[(.*?)\]")
