@@ -3,6 +3,7 @@ per-test isolation by unique tenants, topic prefix and consumer group (so tests 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -13,7 +14,7 @@ import pytest
 
 from consumers.db import connect
 from contracts.settings import Settings
-from producers.topics import ensure_topics
+from producers.topics import ensure_topics, list_topics
 from sql.migrate import migrate
 
 if TYPE_CHECKING:
@@ -43,6 +44,13 @@ def settings(migrated: Settings, run_id: str) -> Settings:
 @pytest.fixture
 async def topics(settings: Settings) -> Settings:
     await ensure_topics(settings)
+    # A writer started at once may read the cluster's metadata before the broker knows the last topics
+    # created, and then is assigned none of their partitions until its next metadata refresh (minutes):
+    # wait until the broker describes every topic.
+    for _ in range(100):
+        if all(t.partitions for t in await list_topics(settings)):
+            break
+        await asyncio.sleep(0.1)
     return settings
 
 
