@@ -4,6 +4,7 @@ slice's examples, and the sheet's own readings through the transcript gate), and
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -152,7 +153,7 @@ async def test_c_refusals_dead_lettered_while_good_decisions_flow(
             "severity": "INFO",
         },
     )
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"language_tag": "x" * 65},  # over its bound
         {"language_tag": None},  # an accepted candidate names its language
         {"confidence_bucket": "VERY_HIGH"},  # HIGH, MED or LOW
