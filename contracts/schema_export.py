@@ -35,6 +35,7 @@ from contracts.codec import (
 )
 from contracts.engine_capability_maps import EngineCapabilityMapEventInput
 from contracts.envelope import IDENT_PATTERN, TENANT_PATTERN, EventType, LedgerSpec, Payload
+from contracts.position import PositionEventInput, TenantCompanyUpserted
 from contracts.simulation_catalog import SimulationCatalogEventInput
 from contracts.work_orders import WorkOrderPayload
 
@@ -95,6 +96,8 @@ KEY_RULES: dict[Callable[..., str], KeyRule] = {
         f"art:(TENANT|USER|DEVICE):{_IDENT}:[A-Z_]{{1,32}}",
     ),
     CapreqEventInput.aggregate_id: KeyRule("`capreq:<payload.capreq_id>`", f"capreq:{_IDENT}"),
+    PositionEventInput.aggregate_id: KeyRule("`position:<payload.position_id>`", f"position:{_IDENT}"),
+    TenantCompanyUpserted.aggregate_id: KeyRule("`company:<payload.company_id>`", f"company:{_IDENT}"),
 }
 
 
