@@ -58,18 +58,13 @@ Action = Literal["CREATE_DRAFT", "ACTIVATE", "SUSPEND", "RETIRE", "POLICY_OVERRI
 ScheduleType = Literal["FULL_TIME", "PART_TIME", "CONTRACT", "SHIFT"]
 SimulationId = Annotated[str, StringConstraints(min_length=1, max_length=96, pattern=IDENT_PATTERN)]
 
-#: action -> the states it may start from (None: no position yet), per the sheet's simulations.
-ALLOWED_FROM: dict[str, frozenset[str | None]] = {
-    "CREATE_DRAFT": frozenset({None}),
-    "ACTIVATE": frozenset({"DRAFT", "SUSPENDED"}),
-    "SUSPEND": frozenset({"ACTIVE", "SUSPENDED"}),
-    "RETIRE": frozenset({"ACTIVE", "SUSPENDED"}),
-}
-
 
 class PositionEventInput(Payload):
     """A lifecycle event (upstream's ``PositionLifecycleEventRecord``; ``created_at`` is ``occurred_at``).
-    ``from_state`` must be the position's state when the writer applies the event."""
+
+    Each event type's ``from_state`` literal is the sheet's "allowed from" (activate: DRAFT or SUSPENDED;
+    retire or suspend: ACTIVE or SUSPENDED), and the writer applies an event only when ``from_state`` is the
+    position's state: together, the lifecycle's transitions."""
 
     position_id: Id64
     action: Action

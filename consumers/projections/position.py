@@ -1,12 +1,13 @@
 """PH1.POSITION: ``positions`` from ``position_lifecycle_events`` with the lifecycle enforced, and
 ``tenant_companies`` from PH1.ONB.BIZ's ``TENANT_COMPANY_UPSERTED`` audit rows.
 
-The position's lifecycle (``contracts.position.ALLOWED_FROM``) is decided on its row as its earlier events
-left it: a create needs no position with that id nor another with its natural key (tenant, company, title,
-department, jurisdiction), else ``POSITION_DUPLICATE_KEY`` (upstream's DuplicateKey; the first stands); any
-other action needs the position (``POSITION_NOT_FOUND``), a state it may start from, and ``from_state`` equal
-to the position's state (``POSITION_INVALID_TRANSITION``), so every ledger row's ``from_state`` is true.
-A refused event is not appended; the ledger holds only effective commits, exactly one per change.
+The position's lifecycle is decided on its row as its earlier events left it: a create needs no position with
+that id nor another with its natural key (tenant, company, title, department, jurisdiction), else
+``POSITION_DUPLICATE_KEY`` (upstream's DuplicateKey; the first stands); any other commit needs the position
+(``POSITION_NOT_FOUND``) and ``from_state`` equal to the position's state (``POSITION_INVALID_TRANSITION``).
+Each event type's contract holds ``from_state`` to the states its commit may start from (``contracts.position``),
+so together they are the sheet's transitions, and every ledger row's ``from_state`` is true. A refused event
+is not appended; the ledger holds only effective commits, exactly one per change.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from consumers.projections.base import Projection, Rejection, RowRef, RowView
 from consumers.tables import Row, TableSpec
 from contracts.envelope import LedgerEvent
 from contracts.position import (
-    ALLOWED_FROM,
     POSITION_LIFECYCLE_EVENTS,
     PositionCreateDraft,
     PositionEventInput,
@@ -90,7 +90,7 @@ def decide(current: Row | None, p: PositionEventInput, taken_by: str | None = No
     if current is None:
         raise Rejection(ReasonCode.POSITION_NOT_FOUND, f"no position {p.position_id} to {p.action}")
     state = current["lifecycle_state"]
-    if state not in ALLOWED_FROM[p.action] or p.from_state != state:
+    if p.from_state != state:
         raise Rejection(
             ReasonCode.POSITION_INVALID_TRANSITION,
             f"position {p.position_id} is {state}: no {p.action} from {p.from_state} to {p.to_state}",

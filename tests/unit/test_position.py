@@ -25,20 +25,22 @@ from contracts.position import (
 from contracts.reasons import ContractViolation, ReasonCode, policy
 
 T0 = datetime(2026, 2, 11, 9, 0, tzinfo=UTC)
-DUP, MISSING, INVALID = (
+DUP, MISSING, INVALID, CONTRACT = (
     ReasonCode.POSITION_DUPLICATE_KEY,
     ReasonCode.POSITION_NOT_FOUND,
     ReasonCode.POSITION_INVALID_TRANSITION,
+    ReasonCode.POSITION_CONTRACT_VALIDATION_FAILED,
 )
 ACTIONS = ("CREATE_DRAFT", "ACTIVATE", "SUSPEND", "RETIRE")
-# The sheet's transitions written out: the position's state (None: none yet) -> per action, the state after
-# or the refusal's reason.
+# The sheet's transitions written out: the position's state (None: none yet) -> per action (a commit naming
+# that state as its from_state), the state after or the refusal's reason. A commit from a state its type does
+# not start from is refused by its contract.
 EXPECTED: dict[str | None, tuple[Any, ...]] = {
     None: ("DRAFT", MISSING, MISSING, MISSING),
-    "DRAFT": (DUP, "ACTIVE", INVALID, INVALID),
-    "ACTIVE": (DUP, INVALID, "SUSPENDED", "RETIRED"),
+    "DRAFT": (DUP, "ACTIVE", CONTRACT, CONTRACT),
+    "ACTIVE": (DUP, CONTRACT, "SUSPENDED", "RETIRED"),
     "SUSPENDED": (DUP, "ACTIVE", "SUSPENDED", "RETIRED"),
-    "RETIRED": (DUP, INVALID, INVALID, INVALID),
+    "RETIRED": (DUP, CONTRACT, CONTRACT, CONTRACT),
 }
 PATH: dict[str | None, tuple[str, ...]] = {
     None: (),
@@ -67,16 +69,17 @@ class Position:
     def event(self, action: str, from_state: str | None = None, **snapshot: str) -> LedgerEvent:
         self.at += timedelta(seconds=1)
         row = self.row()
-        state = from_state or (row["lifecycle_state"] if row else "DRAFT")
+        # the position's state (an activate of no position: DRAFT; a retire or suspend of none: ACTIVE)
+        state = from_state or (row["lifecycle_state"] if row else "DRAFT" if action == "ACTIVATE" else "ACTIVE")
         payload: dict[str, Any] = {"position_id": self.position_id, "actor_user_id": "u-alice"}
         if action == "CREATE_DRAFT":
             model, payload = PositionCreateDraftEvent, {**payload, **SNAPSHOT, **snapshot}
         elif action == "ACTIVATE":
             model = PositionActivateEvent
-            payload["from_state"] = state if state in ("DRAFT", "SUSPENDED") else "DRAFT"
+            payload["from_state"] = state
         else:
             model = PositionRetireOrSuspendEvent
-            payload["from_state"] = state if state in ("ACTIVE", "SUSPENDED") else "ACTIVE"
+            payload["from_state"] = state
             payload.update(action=action, to_state="SUSPENDED" if action == "SUSPEND" else "RETIRED")
         return new_event(
             model, tenant_id=self.tenant, engine_id="PH1.POSITION", correlation_id="c", occurred_at=self.at,
@@ -104,6 +107,11 @@ def test_every_commit_from_every_state(before: str | None, action: str) -> None:
         pos.apply(pos.event(step))
     start = pos.row()
     expected = EXPECTED[before][ACTIONS.index(action)]
+    if expected == CONTRACT:
+        with pytest.raises(ContractViolation) as refused:
+            pos.event(action)
+        assert refused.value.reason_code == CONTRACT
+        return
     event = pos.event(action)
     if isinstance(expected, ReasonCode):
         with pytest.raises(Rejection) as info:
