@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import StringConstraints, model_validator
+from pydantic import ConfigDict, StringConstraints, model_validator
 
 from contracts.audit import AUDIT_EVENTS, AuditPayload
 from contracts.envelope import (
@@ -107,6 +107,15 @@ class PositionActivate(PositionEventInput):
 
 class PositionRetireOrSuspend(PositionEventInput):
     """POSITION_SIM_005: ``ACTIVE`` or ``SUSPENDED`` -> the requested ``SUSPENDED`` or ``RETIRED``."""
+
+    # The validator below, for other languages' validators (contracts.schema_export exports it).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"action": {"const": "SUSPEND"}}},
+            "then": {"properties": {"to_state": {"const": "SUSPENDED"}}},
+            "else": {"properties": {"to_state": {"const": "RETIRED"}}},
+        }
+    )
 
     action: Literal["SUSPEND", "RETIRE"]
     from_state: Literal["ACTIVE", "SUSPENDED"]

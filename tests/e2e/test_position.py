@@ -135,7 +135,10 @@ async def test_refused_commits_are_dead_lettered_and_never_appended(
         ev(PositionRetireOrSuspendEvent, tenant, "pos_1", from_state="ACTIVE", action="RETIRE", to_state="RETIRED"),
     ]
     held = ev(PositionActivateEvent, tenant, "pos_1", from_state="DRAFT")  # behind the refused retire
-    await publish(topics, [company(tenant), ev(PositionCreateDraftEvent, tenant, "pos_1"), *refused, held])
+    # pos_1 first: pos_2's create is another aggregate, whose order against pos_1's Kafka does not define.
+    await publish(topics, [company(tenant), ev(PositionCreateDraftEvent, tenant, "pos_1")])
+    assert not (await drain(topics)).result.dead_lettered
+    await publish(topics, [*refused, held])
     stats = await drain(topics)
     assert stats.result.dead_lettered == Counter(
         {
