@@ -36,6 +36,7 @@ from contracts.codec import (
 from contracts.engine_capability_maps import EngineCapabilityMapEventInput
 from contracts.envelope import IDENT_PATTERN, TENANT_PATTERN, EventType, LedgerSpec, Payload
 from contracts.position import PositionEventInput, TenantCompanyUpserted
+from contracts.pbs import ProcessBlueprintEventInput
 from contracts.simulation_catalog import SimulationCatalogEventInput
 from contracts.work_orders import WorkOrderPayload
 
@@ -91,6 +92,7 @@ KEY_RULES: dict[Callable[..., str], KeyRule] = {
         "`ecm:<payload.engine_id>:<payload.capability_id>`", f"ecm:{_ECM_ENGINE}:{_ECM_CAPABILITY}"
     ),
     SimulationCatalogEventInput.aggregate_id: KeyRule("`simcat:<payload.simulation_id>`", f"simcat:{_IDENT}"),
+    ProcessBlueprintEventInput.aggregate_id: KeyRule("`pbs:<payload.intent_type>`", f"pbs:{_IDENT}"),
     ArtifactEventInput.aggregate_id: KeyRule(
         "`art:<payload.scope_type>:<payload.scope_id>:<payload.artifact_type>`",
         f"art:(TENANT|USER|DEVICE):{_IDENT}:[A-Z_]{{1,32}}",

@@ -69,6 +69,10 @@ OVERRIDES: dict[str, dict[str, Callable[[str, int], Any]]] = {
     # A one-value IN list is stored as `event_type = '...'`, not as an ANY (ARRAY[...]).
     "os_process.simulation_catalog": {"event_type": lambda _t, _i: "SIMULATION_CATALOG_EVENT"},
     "os_process.artifacts_ledger": {"event_type": lambda _t, _i: "ARTIFACT_RECORDED"},
+    "os_process.process_blueprints": {
+        "event_type": lambda _t, _i: "PROCESS_BLUEPRINT_RECORDED",
+        "confirmation_step_count": lambda _t, _i: 0,
+    },
     "os_core.tool_cache": {"result_payload": lambda t, i: f'"result {t} {i}"'},
     # ck_capreq_ledger_action_status pairs two columns: an action with the status it leads to.
     "os_process.capreq_ledger": {"action": lambda _t, _i: "CREATE_DRAFT", "status": lambda _t, _i: "DRAFT"},
