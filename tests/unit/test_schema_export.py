@@ -195,6 +195,33 @@ KNOWN_EXCEPTIONS = (
         schema_accepts=False,
         example={"occurred_at": "2026-01-02 03:04:05+0100"},
     ),
+    # JSON Schema cannot compare two fields: a process blueprint's confirmation steps are at most its steps.
+    KnownGap(
+        "more confirmation steps than ordered steps",
+        lambda doc: (
+            isinstance(doc, dict)
+            and doc.get("ledger") == "process_blueprints"
+            and isinstance(p := doc.get("payload"), dict)
+            and isinstance(p.get("confirmation_step_count"), int)
+            and isinstance(p.get("ordered_step_count"), int)
+            and p["confirmation_step_count"] > p["ordered_step_count"]
+        ),
+        schema_accepts=True,
+        example={
+            "ledger": "process_blueprints",
+            "event_type": "PROCESS_BLUEPRINT_RECORDED",
+            "payload": {
+                "process_id": "p",
+                "blueprint_version": 1,
+                "intent_type": "i",
+                "status": "DRAFT",
+                "ordered_step_count": 1,
+                "confirmation_step_count": 2,
+                "simulation_requirements_hash": "h",
+                "reason_code": "R",
+            },
+        },
+    ),
 )
 
 
