@@ -1,5 +1,5 @@
-"""Reads of the PBS tables (seed 000 row 4): the blueprint serving an intent, a tenant's registry, and an
-intent's blueprint events in append order. Tenant-scoped, see ``consumers.repositories``."""
+"""Reads of the PBS tables (seed 000 row 4): the blueprint serving an intent, and an intent's blueprint
+events in append order. Tenant-scoped, see ``consumers.repositories``."""
 
 from __future__ import annotations
 
@@ -53,9 +53,6 @@ _EVENT_COLUMNS = ", ".join(f.name for f in fields(BlueprintRecord))
 SELECT_FOR_INTENT = f"""
 SELECT {_REGISTRY_COLUMNS} FROM os_process.blueprint_registry WHERE tenant_id = $1 AND intent_type = $2
 """
-SELECT_REGISTRY = f"""
-SELECT {_REGISTRY_COLUMNS} FROM os_process.blueprint_registry WHERE tenant_id = $1 ORDER BY intent_type
-"""
 SELECT_EVENTS = f"""
 SELECT {_EVENT_COLUMNS} FROM os_process.process_blueprints
 WHERE tenant_id = $1 AND intent_type = $2 AND process_blueprint_event_id > $3
@@ -74,12 +71,6 @@ class BlueprintReader:
         async with one_tenant(self.conn, tenant_id) as conn:
             row = await conn.fetchrow(SELECT_FOR_INTENT, tenant_id, intent_type)
         return RegisteredBlueprint(**dict(row)) if row is not None else None
-
-    async def registry(self, tenant_id: str) -> list[RegisteredBlueprint]:
-        """Every intent's blueprint, by intent."""
-        async with one_tenant(self.conn, tenant_id) as conn:
-            rows = await conn.fetch(SELECT_REGISTRY, tenant_id)
-        return [RegisteredBlueprint(**dict(r)) for r in rows]
 
     async def events(
         self, tenant_id: str, intent_type: str, *, after_event_id: int = 0, limit: int = 1000

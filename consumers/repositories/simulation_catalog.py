@@ -1,6 +1,5 @@
-"""Reads of the simulation catalog (seed 000 row 5): a simulation's current version and state, a tenant's
-catalog, and a simulation's events in append order (its replay path). Tenant-scoped, see
-``consumers.repositories``."""
+"""Reads of the simulation catalog (seed 000 row 5): a simulation's current version and state, and its
+events in append order (its replay path). Tenant-scoped, see ``consumers.repositories``."""
 
 from __future__ import annotations
 
@@ -56,10 +55,6 @@ _EVENT_COLUMNS = ", ".join(f.name for f in fields(SimulationCatalogRecord))
 SELECT_CURRENT = f"""
 SELECT {_CURRENT_COLUMNS} FROM os_process.simulation_catalog_current WHERE tenant_id = $1 AND simulation_id = $2
 """
-SELECT_CATALOG = f"""
-SELECT {_CURRENT_COLUMNS} FROM os_process.simulation_catalog_current
-WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY simulation_id
-"""
 SELECT_EVENTS = f"""
 SELECT {_EVENT_COLUMNS} FROM os_process.simulation_catalog
 WHERE tenant_id = $1 AND simulation_id = $2 AND simulation_catalog_event_id > $3
@@ -78,12 +73,6 @@ class SimulationCatalogReader:
         async with one_tenant(self.conn, tenant_id) as conn:
             row = await conn.fetchrow(SELECT_CURRENT, tenant_id, simulation_id)
         return SimulationEntry(**dict(row)) if row is not None else None
-
-    async def catalog(self, tenant_id: str, *, status: str | None = None) -> list[SimulationEntry]:
-        """The tenant's current entries by simulation id, optionally only those in ``status``."""
-        async with one_tenant(self.conn, tenant_id) as conn:
-            rows = await conn.fetch(SELECT_CATALOG, tenant_id, status)
-        return [SimulationEntry(**dict(r)) for r in rows]
 
     async def events(
         self, tenant_id: str, simulation_id: str, *, after_event_id: int = 0, limit: int = 1000
