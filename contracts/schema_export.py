@@ -35,8 +35,8 @@ from contracts.codec import (
 )
 from contracts.engine_capability_maps import EngineCapabilityMapEventInput
 from contracts.envelope import IDENT_PATTERN, TENANT_PATTERN, EventType, LedgerSpec, Payload
-from contracts.position import PositionEventInput, TenantCompanyUpserted
 from contracts.pbs import ProcessBlueprintEventInput
+from contracts.position import PositionEventInput, TenantCompanyUpserted
 from contracts.simulation_catalog import SimulationCatalogEventInput
 from contracts.work_orders import WorkOrderPayload
 
