@@ -75,4 +75,9 @@ def is_retriable(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         state = exc.sqlstate or ""
         return state[:2] in _RETRIABLE_STATES
-    return isinstance(exc, OSError | ConnectionError | asyncpg.InterfaceError | TimeoutError)
+    # InternalClientError: a pooled connection whose protocol state a dropped server left mid-operation
+    # ("cannot switch to state ..."): an outage's aftermath, not the batch's fault (a PostgreSQL killed and
+    # restarted under the writer left one; the writer stopped on it instead of retrying).
+    return isinstance(
+        exc, OSError | ConnectionError | asyncpg.InterfaceError | asyncpg.InternalClientError | TimeoutError
+    )

@@ -197,7 +197,7 @@ class DecodePool:
         for pid in list(getattr(executor, "_processes", None) or {}):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        executor.shutdown(wait=False, cancel_futures=True)
+        executor.shutdown(wait=False, cancel_futures=False)  # pending work fails with the pool (see _gather)
 
     async def decode(self, records: Sequence[Record]) -> list[Decoded]:
         """Every record's verdict, in the order given."""
@@ -211,6 +211,8 @@ class DecodePool:
             answers = await self._gather(futures)
         except BrokenProcessPool as exc:
             raise DecodeWorkerError(f"a replay decode worker died; the replay stops ({exc})") from exc
+        except DecodeWorkerError:
+            raise  # the workers were killed: their futures fail with the pool, none is cancelled (see _gather)
         except BaseException:
             for f in futures:
                 f.cancel()
@@ -230,8 +232,11 @@ class DecodePool:
         while pending:
             done, pending = await asyncio.wait(pending, timeout=self.timeout_s, return_when=asyncio.FIRST_COMPLETED)
             if not done:
+                # Not cancelled: cancelling the asyncio side cancels the executor's futures from this thread
+                # while its management thread, seeing the killed workers, sets BrokenProcessPool on them
+                # (InvalidStateError in that thread). They fail instead; their failure is retrieved here.
                 for f in pending:
-                    f.cancel()
+                    f.add_done_callback(_retrieve)
                 self._kill()
                 raise DecodeWorkerError(
                     f"a replay decode worker gave no answer for {self.timeout_s:g}s (hung?); its workers were "
@@ -240,6 +245,12 @@ class DecodePool:
             for f in done:
                 f.result()  # raises BrokenProcessPool when a worker died
         return [f.result() for f in futures]
+
+
+def _retrieve(f: asyncio.Future[Any]) -> None:
+    """Take a given-up future's outcome, so it is not reported as never retrieved."""
+    if not f.cancelled():
+        f.exception()
 
 
 def _wire(r: Record) -> WireRecord:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from consumers.db import is_retriable
 from consumers.pipeline import DATA_RETRIABLE, retry_signature
 from consumers.status import retry_reason
 from contracts.reasons import ReasonCode, RetriableError
@@ -50,3 +51,12 @@ def test_the_limit_is_a_setting_of_at_least_one() -> None:
     assert Settings.from_env({}).writer_max_batch_retries == 5
     assert Settings.from_env({"SELENE_WRITER_MAX_BATCH_RETRIES": "2"}).writer_max_batch_retries == 2
     assert Settings.from_env({"SELENE_WRITER_MAX_BATCH_RETRIES": "0"}).writer_max_batch_retries == 1
+
+
+def test_a_connection_left_mid_operation_by_a_dropped_server_is_an_outage() -> None:
+    """After PostgreSQL was killed and restarted under the writer, a pooled connection raised asyncpg's
+    InternalClientError ("cannot switch to state 15; another operation (2) is in progress") and the writer
+    stopped (tests/faults/test_faults.py::test_postgres_killed_mid_batch_and_restarted, once, under load)."""
+    exc = asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation (2) is in progress")
+    assert is_retriable(exc)
+    assert retry_signature(exc) is None
