@@ -632,8 +632,11 @@ def unreachable(exc: BaseException) -> str | None:
     import asyncpg
     from aiokafka.errors import KafkaConnectionError
 
+    from consumers.kafka import MissingTopics
     from contracts.reasons import ReasonCode, SeleneError
 
+    if isinstance(exc, MissingTopics):
+        return exc.detail
     if isinstance(exc, KafkaConnectionError):
         return f"cannot reach Kafka ({exc}); check SELENE_KAFKA_BOOTSTRAP_SERVERS"
     if isinstance(exc, SeleneError) and exc.reason_code == ReasonCode.DATABASE_UNAVAILABLE:

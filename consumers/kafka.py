@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -81,3 +81,41 @@ async def locate_unreadable(
             if task is not None and task.cancelling():
                 raise
     return UnreadableRecords(None, None, None, cause)
+
+
+class MissingTopics(SeleneError):
+    """Ledger topics the writer is to read do not exist on the cluster (``selene-ledger topics ensure``
+    creates them)."""
+
+    def __init__(self, topics: set[str], waited_s: float) -> None:
+        super().__init__(
+            f"the topics {', '.join(sorted(topics))} do not exist (waited {waited_s:.0f}s); create them with "
+            "`selene-ledger topics ensure`",
+            ReasonCode.BROKER_UNAVAILABLE,
+        )
+        self.topics = topics
+
+
+#: How long a reader waits for its topics to appear before it gives up.
+TOPICS_WAIT_S = 60.0
+
+
+async def await_topics(consumer: AIOKafkaConsumer, topics: Iterable[str], *, timeout_s: float | None = None) -> None:
+    """Return once the cluster describes every one of ``topics`` with its partitions.
+
+    A consumer that subscribes before the broker's metadata has a just-created topic is assigned none of its
+    partitions until its next metadata refresh (``metadata.max.age.ms``, five minutes), and meanwhile finds
+    itself "caught up" with the topic's records unread: measured, a writer started right after
+    ``topics ensure`` returned caught up in 0.6 s having appended none of the events published to the last
+    topic created. So readers wait here first (``tests/e2e/test_new_topics.py``).
+    """
+    wanted = set(topics)
+    limit = TOPICS_WAIT_S if timeout_s is None else timeout_s
+    started = time.monotonic()
+    while True:
+        missing = wanted - await consumer.topics()
+        if not missing:
+            return
+        if time.monotonic() - started > limit:
+            raise MissingTopics(missing, time.monotonic() - started)
+        await asyncio.sleep(0.2)

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumers.db import create_pool, is_retriable
-from consumers.kafka import locate_unreadable
+from consumers.kafka import await_topics, locate_unreadable
 from consumers.offsets import Claim, OffsetStore, stored_offsets
 from consumers.pipeline import BatchResult, Item, Pipeline, Record, _is_data_error, retry_signature
 from consumers.status import record_retries, retry_reason
@@ -289,6 +289,7 @@ class LedgerWriter:
         try:
             await self._consumer.start()  # (a broker that cannot be reached fails here: stopped below, pool closed)
             started = True
+            await await_topics(self._consumer, ledger_topics(self.settings))
             self._consumer.subscribe(ledger_topics(self.settings), listener=_Rebalance(self))
             last_report = time.monotonic()
             idle_since = time.monotonic()
