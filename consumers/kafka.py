@@ -100,21 +100,27 @@ class MissingTopics(SeleneError):
 TOPICS_WAIT_S = 60.0
 
 
-async def await_topics(consumer: AIOKafkaConsumer, topics: Iterable[str], *, timeout_s: float | None = None) -> None:
+async def await_topics(
+    consumer: AIOKafkaConsumer,
+    topics: Iterable[str],
+    *,
+    timeout_s: float | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
     """Return once the cluster describes every one of ``topics`` with its partitions.
 
     A consumer that subscribes before the broker's metadata has a just-created topic is assigned none of its
     partitions until its next metadata refresh (``metadata.max.age.ms``, five minutes), and meanwhile finds
     itself "caught up" with the topic's records unread: measured, a writer started right after
     ``topics ensure`` returned caught up in 0.6 s having appended none of the events published to the last
-    topic created. So readers wait here first (``tests/e2e/test_new_topics.py``).
+    topic created. So readers wait here first (``tests/e2e/test_new_topics.py``); ``stop`` ends the wait.
     """
     wanted = set(topics)
     limit = TOPICS_WAIT_S if timeout_s is None else timeout_s
     started = time.monotonic()
     while True:
         missing = wanted - await consumer.topics()
-        if not missing:
+        if not missing or (stop is not None and stop.is_set()):
             return
         if time.monotonic() - started > limit:
             raise MissingTopics(missing, time.monotonic() - started)

@@ -289,7 +289,7 @@ class LedgerWriter:
         try:
             await self._consumer.start()  # (a broker that cannot be reached fails here: stopped below, pool closed)
             started = True
-            await await_topics(self._consumer, ledger_topics(self.settings))
+            await await_topics(self._consumer, ledger_topics(self.settings), stop=stop)
             self._consumer.subscribe(ledger_topics(self.settings), listener=_Rebalance(self))
             last_report = time.monotonic()
             idle_since = time.monotonic()
