@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.access import AccessOverrideInput
 from contracts.artifacts_ledger import ArtifactEventInput
 from contracts.audit import AuditPayload
 from contracts.capreq import CapreqEventInput
@@ -100,6 +101,7 @@ KEY_RULES: dict[Callable[..., str], KeyRule] = {
     CapreqEventInput.aggregate_id: KeyRule("`capreq:<payload.capreq_id>`", f"capreq:{_IDENT}"),
     PositionEventInput.aggregate_id: KeyRule("`position:<payload.position_id>`", f"position:{_IDENT}"),
     TenantCompanyUpserted.aggregate_id: KeyRule("`company:<payload.company_id>`", f"company:{_IDENT}"),
+    AccessOverrideInput.aggregate_id: KeyRule("`access:<payload.access_instance_id>`", "access:accinst_[0-9a-f]{32}"),
 }
 
 

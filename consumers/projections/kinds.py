@@ -9,12 +9,14 @@ uuids, integer for bounded ints, boolean, timestamptz, jsonb for mappings and li
 from __future__ import annotations
 
 import datetime
+import json
 import types
 import typing
 import uuid
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from pydantic import AwareDatetime
 from pydantic.fields import FieldInfo
 
 from consumers.ledger import ENVELOPE_COLUMNS, Extractor, LedgerTable
@@ -29,6 +31,7 @@ _SCALARS: dict[type, str] = {
     int: "integer",
     uuid.UUID: "uuid",
     datetime.datetime: "timestamptz",
+    AwareDatetime: "timestamptz",
     datetime.date: "date",
 }
 
@@ -61,7 +64,10 @@ def field_type(info: FieldInfo) -> str:
     return pg_type(info.annotation)
 
 
-def _getter(name: str, required: bool) -> Extractor:
+def _getter(name: str, required: bool, pg: str = "text") -> Extractor:
+    if pg == "jsonb":  # the ledger's insert takes jsonb columns as their JSON text
+        get = _getter(name, required)
+        return lambda e: None if (v := get(e)) is None else json.dumps(v, separators=(",", ":"))
     if required:
         return lambda e: getattr(e.payload, name)
     return lambda e: getattr(e.payload, name, None)
@@ -77,8 +83,9 @@ def ledger_columns(cols: LedgerColumns) -> tuple[tuple[str, str], ...]:
 def ledger_table(cols: LedgerColumns) -> LedgerTable:
     """The ledger's row mapping: the envelope's columns, then the payload's (``LedgerColumns``)."""
     fields = cols.payload.model_fields
-    extra = tuple((cols.column(f), field_type(fields[f]), _getter(f, True)) for f in cols.fields())
-    extra += tuple((cols.column(f), t, _getter(f, False)) for f, t in cols.optional)
+    typed = [(f, field_type(fields[f])) for f in cols.fields()]
+    extra = tuple((cols.column(f), t, _getter(f, True, t)) for f, t in typed)
+    extra += tuple((cols.column(f), t, _getter(f, False, t)) for f, t in cols.optional)
     known = {c for c, _, _ in ENVELOPE_COLUMNS}
     clash = {c for c, _, _ in extra} & known - {new for new, _ in cols.renamed_envelope} - {
         old for old, _ in cols.renamed_envelope
