@@ -77,6 +77,12 @@ OVERRIDES: dict[str, dict[str, Callable[[str, int], Any]]] = {
     # ck_capreq_ledger_action_status pairs two columns: an action with the status it leads to.
     "os_process.capreq_ledger": {"action": lambda _t, _i: "CREATE_DRAFT", "status": lambda _t, _i: "DRAFT"},
 }
+# BETWEEN bounds (the sheet's 2..5, 5..20, 60000..300000), in the live table and its shadow.
+OVERRIDES["os_core.voice_enrollment_sessions"] = OVERRIDES["selene_shadow.os_core__voice_enrollment_sessions"] = {
+    "lock_after_consecutive_passes": lambda _t, _i: 3,
+    "max_total_attempts": lambda _t, _i: 8,
+    "max_session_enroll_time_ms": lambda _t, _i: 120000,
+}
 
 _ANY_ARRAY = re.compile(r"\(?\(?(\w+)\)?(?:::\w+)? = ANY \(+ARRAY\[(.*?)\]")
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,8 @@ import asyncpg
 
 from consumers.ledger import Provenance
 from consumers.projections import LEDGER_TABLES
-from contracts.envelope import new_event
+from contracts.envelope import LedgerEvent, new_event
+from contracts.ph1_voice_id import VoiceSampleEvent
 from contracts.registry import REGISTRY
 from contracts.slice import ExampleContext
 from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
@@ -98,6 +100,32 @@ def derived_row(ledger: str) -> Any:
     return row
 
 
+def emitted_row(model: type[LedgerEvent], payload: Callable[[str], dict[str, Any]]) -> Any:
+    """Rows of a ledger only the writer appends (a projection emits them, so no example is published there):
+    an event of ``model`` with ``payload(correlation)``, which keeps the ledger's scope distinct per
+    correlation."""
+
+    def row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") -> dict[str, Any]:
+        event = new_event(
+            model,
+            tenant_id=tenant,
+            engine_id=model.model_fields["engine_id"].annotation.__args__[0],  # type: ignore[union-attr]
+            correlation_id=correlation,
+            idempotency_key=key or "k-none",
+            occurred_at=datetime.now(UTC),
+            payload=payload(correlation),
+        )
+        values = LEDGER_TABLES[model.spec.name].row(event, Provenance(f"test-{uuid.uuid4().hex}", 0, 0)).values
+        return {
+            **values,
+            "idempotency_key": key,
+            "chain_seq": 1,
+            "row_hash": hashlib.sha256(uuid.uuid4().bytes).digest(),
+        }
+
+    return row
+
+
 LEDGER_ROWS = {
     **{
         spec.table: derived_row(name)
@@ -107,6 +135,16 @@ LEDGER_ROWS = {
     "os_core.audit_events": audit_row,
     "conversation.conversation_ledger": conversation_row,
     "os_core.work_order_ledger": work_order_row,
+    "os_core.voice_enrollment_samples": emitted_row(
+        VoiceSampleEvent,
+        lambda c: {
+            "voice_enrollment_session_id": f"voice_enr_{c}"[:64],
+            "sample_seq": 1,
+            "attempt_index": 1,
+            "audio_sample_ref": "blob:voice/1",
+            "result": "PASS",
+        },
+    ),
 }
 
 
