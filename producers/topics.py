@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from contracts.kafka_clients import transport_options
 from contracts.registry import LEDGERS
@@ -71,5 +72,23 @@ async def list_topics(settings: Settings) -> list[TopicInfo]:
         return [
             TopicInfo(ledger, topic, counts.get(topic)) for topic, ledger in sorted(names.items(), key=lambda x: x[1])
         ]
+    finally:
+        await admin.close()
+
+
+async def delete_topics(settings: Settings) -> list[str]:
+    """Delete every topic whose name starts with the settings' prefix (a non-empty one only: never a
+    deployment's unprefixed ledger topics); returns the names deleted. For throwaway prefixes: tests,
+    benchmarks, rehearsals."""
+    if not settings.topic_prefix:
+        raise ValueError("delete_topics needs a topic prefix; it never deletes the unprefixed ledger topics")
+    admin = _admin(settings)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
+        if names:
+            with contextlib.suppress(UnknownTopicOrPartitionError):
+                await admin.delete_topics(names)
+        return names
     finally:
         await admin.close()

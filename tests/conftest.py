@@ -14,7 +14,7 @@ import pytest
 
 from consumers.db import connect
 from contracts.settings import Settings
-from producers.topics import ensure_topics, list_topics
+from producers.topics import delete_topics, ensure_topics, list_topics
 from sql.migrate import migrate
 
 if TYPE_CHECKING:
@@ -42,7 +42,12 @@ def settings(migrated: Settings, run_id: str) -> Settings:
 
 
 @pytest.fixture
-async def topics(settings: Settings) -> Settings:
+async def topics(settings: Settings) -> AsyncIterator[Settings]:
+    """The ledger topics of this test's prefix, created, and deleted after it.
+
+    Deleted because the broker keeps a file open per partition: a suite that left every test's topics
+    behind (a topic per ledger, three partitions each) took a developer's broker past its open-file limit
+    after a few runs, and it died at its next start."""
     await ensure_topics(settings)
     # A writer started at once may read the cluster's metadata before the broker knows the last topics
     # created, and then is assigned none of their partitions until its next metadata refresh (minutes):
@@ -51,7 +56,8 @@ async def topics(settings: Settings) -> Settings:
         if all(t.partitions for t in await list_topics(settings)):
             break
         await asyncio.sleep(0.1)
-    return settings
+    yield settings
+    await delete_topics(settings)
 
 
 async def _conn(url: str) -> AsyncIterator[asyncpg.Connection]:
