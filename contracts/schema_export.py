@@ -37,6 +37,7 @@ from contracts.codec import (
 from contracts.engine_capability_maps import EngineCapabilityMapEventInput
 from contracts.envelope import IDENT_PATTERN, TENANT_PATTERN, EventType, LedgerSpec, Payload
 from contracts.pbs import ProcessBlueprintEventInput
+from contracts.ph1_m import MemoryEventInput
 from contracts.position import PositionEventInput, TenantCompanyUpserted
 from contracts.simulation_catalog import SimulationCatalogEventInput
 from contracts.work_orders import WorkOrderPayload
@@ -102,6 +103,9 @@ KEY_RULES: dict[Callable[..., str], KeyRule] = {
     PositionEventInput.aggregate_id: KeyRule("`position:<payload.position_id>`", f"position:{_IDENT}"),
     TenantCompanyUpserted.aggregate_id: KeyRule("`company:<payload.company_id>`", f"company:{_IDENT}"),
     AccessOverrideInput.aggregate_id: KeyRule("`access:<payload.access_instance_id>`", "access:accinst_[0-9a-f]{32}"),
+    MemoryEventInput.aggregate_id: KeyRule(
+        "`memory:<payload.user_id>:<payload.memory_key>`", f"memory:{_IDENT}:[^\\x00]{{1,128}}"
+    ),
 }
 
 

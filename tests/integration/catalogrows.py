@@ -76,6 +76,8 @@ OVERRIDES: dict[str, dict[str, Callable[[str, int], Any]]] = {
     "os_core.tool_cache": {"result_payload": lambda t, i: f'"result {t} {i}"'},
     # ck_capreq_ledger_action_status pairs two columns: an action with the status it leads to.
     "os_process.capreq_ledger": {"action": lambda _t, _i: "CREATE_DRAFT", "status": lambda _t, _i: "DRAFT"},
+    # ck_memory_ledger_value: a STORED memory holds a value.
+    "os_core.memory_ledger": {"verbatim": lambda t, i: f"value {t} {i}"},
 }
 # BETWEEN bounds (the sheet's 2..5, 5..20, 60000..300000), in the live table and its shadow.
 OVERRIDES["os_core.voice_enrollment_sessions"] = OVERRIDES["selene_shadow.os_core__voice_enrollment_sessions"] = {
