@@ -61,10 +61,10 @@ class LedgerRow:
 
 @dataclass(frozen=True)
 class ExistingRow:
-    """A row already in the ledger that a new event may duplicate."""
+    """A row already in the ledger that a new event may duplicate, with its dedupe keys (``LedgerTable.keys``)."""
 
     event_uuid: uuid.UUID
-    scope: tuple[Any, ...] | None
+    keys: tuple[tuple[Any, ...], ...]
     content_sha256: bytes
     ledger_id: int
 
@@ -79,6 +79,9 @@ class LedgerTable:
     #: seed's key gives an envelope column's name to something else (engine capability maps key ``engine_id``
     #: on the mapped engine, so the publishing engine is ``publisher_engine_id`` there).
     renamed: tuple[tuple[str, str], ...] = ()
+    #: columns PostgreSQL generates from the payload (``LedgerColumns.generated``): in ``LedgerRow.values`` for
+    #: the dedupe keys, never inserted nor chained.
+    computed: tuple[tuple[str, str, Extractor], ...] = ()
     queries: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     #: (column, extractor) for every column ``row`` takes from the event, resolved once (``row`` is per event).
     extractors: tuple[tuple[str, Extractor], ...] = field(default=(), init=False, compare=False, repr=False)
@@ -89,6 +92,7 @@ class LedgerTable:
             raise ValueError(f"{self.spec.name}: envelope columns {sorted(fixed)} cannot be renamed")
         extractors = [(self.envelope_column(c), f) for c, _, f in ENVELOPE_COLUMNS]
         extractors += [(c, f) for c, _, f in self.extra]
+        extractors += [(c, f) for c, _, f in self.computed]
         object.__setattr__(self, "extractors", tuple(extractors))
         cols = self.columns
         names = [c for c, _ in cols]
@@ -103,19 +107,30 @@ class LedgerTable:
             f"SELECT {select} FROM unnest({args}) AS u({', '.join(names)}) "
             f"ON CONFLICT DO NOTHING RETURNING event_uuid, {self.spec.id_column}"
         )
-        scope = self.spec.idempotency_scope
-        scope_types = dict(cols)
-        scope_args = ", ".join(f"${i}::{scope_types[c]}[]" for i, c in enumerate(scope, start=3))
+        types = {**dict(cols), **{c: t for c, t, _ in self.computed}}
+        key_columns = list(dict.fromkeys(c for _, on, when in self.key_kinds for c in (*on, *when)))
         select_existing = (
-            f"SELECT t.event_uuid, {', '.join(f't.{c}' for c in scope)}, t.content_sha256, "
-            f"t.{self.spec.id_column} FROM {self.spec.table} t"
+            f"SELECT t.event_uuid, t.content_sha256, t.{self.spec.id_column} AS ledger_id, "
+            f"{', '.join(f't.{c}' for c in key_columns)} FROM {self.spec.table} t"
         )
-        self.queries["existing"] = (
+        branches = [
             f"{select_existing} JOIN unnest($1::text[], $2::uuid[]) AS k(tenant_id, event_uuid) "
-            f"ON t.tenant_id = k.tenant_id AND t.event_uuid = k.event_uuid "
-            f"UNION {select_existing} JOIN unnest({scope_args}) AS s({', '.join(scope)}) "
-            f"ON {' AND '.join(f't.{c} = s.{c}' for c in scope)}"
-        )
+            "ON t.tenant_id = k.tenant_id AND t.event_uuid = k.event_uuid"
+        ]
+        n = 3
+        for tag, on, when in self.key_kinds:
+            args = ", ".join(f"${n + i}::{types[c]}[]" for i, c in enumerate(on))
+            n += len(on)
+            # The legacy scope of a ledger with a preferred one holds only rows outside the preferred one (its
+            # partial unique index says the same); a unique key's ``when`` columns are set.
+            pref_only = [c for c in self.spec.preferred_scope if c not in on]
+            cond = f" AND ({' OR '.join(f't.{c} IS NULL' for c in pref_only)})" if tag == "scope" and pref_only else ""
+            cond += "".join(f" AND t.{c} IS NOT NULL" for c in when)
+            branches.append(
+                f"{select_existing} JOIN unnest({args}) AS s({', '.join(on)}) "
+                f"ON {' AND '.join(f't.{c} = s.{c}' for c in on)}{cond}"
+            )
+        self.queries["existing"] = " UNION ".join(branches)
         self.queries["provenance"] = (
             f"SELECT t.event_uuid, t.{self.spec.id_column}, t.source_topic, t.source_partition, t.source_offset, "
             f"t.content_sha256 FROM {self.spec.table} t "
@@ -158,37 +173,63 @@ class LedgerTable:
         values["source_offset"] = provenance.offset
         return LedgerRow(event=event, values=values, provenance=provenance)
 
+    @property
+    def key_kinds(self) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+        """(tag, columns, columns that must be set) of each kind of dedupe key the ledger has besides the
+        event id: its idempotency scope, its preferred scope, its unique keys."""
+        kinds: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [("scope", self.spec.idempotency_scope, ())]
+        if self.spec.preferred_scope:
+            kinds.append(("preferred", self.spec.preferred_scope, ()))
+        kinds += [(f"unique:{i}", k.columns, k.when) for i, k in enumerate(self.spec.unique_keys)]
+        return kinds
+
+    def keys(self, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """A row's dedupe keys besides its event id, each tagged with its kind: its scoped idempotency key (the
+        preferred scope when all its columns are set, else the idempotency scope; none without a key) and
+        each unique key whose columns are set."""
+        found = []
+        if values.get("idempotency_key") is not None:
+            pref = self.spec.preferred_scope
+            if pref and all(values.get(c) is not None for c in pref):
+                found.append(("preferred", *(values.get(c) for c in pref)))
+            else:
+                found.append(("scope", *(values.get(c) for c in self.spec.idempotency_scope)))
+        for i, key in enumerate(self.spec.unique_keys):
+            vals = tuple(values.get(c) for c in key.columns)
+            if None not in vals and all(values.get(c) is not None for c in key.when):
+                found.append((f"unique:{i}", *vals))
+        return found
+
     def scope(self, row: LedgerRow) -> tuple[Any, ...] | None:
-        """The scoped idempotency key, or None when the event has no idempotency key."""
-        if row.values.get("idempotency_key") is None:
-            return None
-        return tuple(row.values[c] for c in self.spec.idempotency_scope)
+        """The scoped idempotency key's values, or None when the event has no idempotency key."""
+        scoped = [k for k in self.keys(row.values) if k[0] in ("scope", "preferred")]
+        return scoped[0][1:] if scoped else None
 
     async def existing(self, conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> list[ExistingRow]:
-        """Rows already appended that share an event id or a scoped idempotency key with ``rows``."""
-        scoped = [s for s in (self.scope(r) for r in rows) if s is not None]
-        scope_arrays = (
-            [list(c) for c in zip(*scoped, strict=True)] if scoped else [[] for _ in self.spec.idempotency_scope]
-        )
+        """Rows already appended that share an event id or a dedupe key with ``rows``."""
+        by_kind: dict[str, list[tuple[Any, ...]]] = {tag: [] for tag, _, _ in self.key_kinds}
+        for r in rows:
+            for key in self.keys(r.values):
+                by_kind[key[0]].append(key[1:])
+        arrays: list[list[Any]] = []
+        for tag, on, _ in self.key_kinds:
+            found = by_kind[tag]
+            arrays += [list(c) for c in zip(*found, strict=True)] if found else [[] for _ in on]
         records = await conn.fetch(
             self.queries["existing"],
             [r.values["tenant_id"] for r in rows],
             [r.values["event_uuid"] for r in rows],
-            *scope_arrays,
+            *arrays,
         )
-        width = len(self.spec.idempotency_scope)
-        found = []
-        for rec in records:
-            scope = tuple(rec[1 : 1 + width])
-            found.append(
-                ExistingRow(
-                    event_uuid=rec["event_uuid"],
-                    scope=None if scope[-1] is None else scope,
-                    content_sha256=bytes(rec["content_sha256"]),
-                    ledger_id=rec[self.spec.id_column],
-                )
+        return [
+            ExistingRow(
+                event_uuid=rec["event_uuid"],
+                keys=tuple(self.keys(dict(rec))),
+                content_sha256=bytes(rec["content_sha256"]),
+                ledger_id=rec["ledger_id"],
             )
-        return found
+            for rec in records
+        ]
 
     async def insert(
         self, conn: asyncpg.Connection, rows: Sequence[LedgerRow], advance: Advance

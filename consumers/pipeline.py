@@ -516,17 +516,15 @@ class Pipeline:
         for ledger, ledger_rows in by_ledger.items():
             for ex in await self.ledger_tables[ledger].existing(conn, ledger_rows):
                 found[(ledger, "uuid", ex.event_uuid)] = ex.content_sha256
-                if ex.scope is not None:
-                    found[(ledger, "scope", ex.scope)] = ex.content_sha256
+                for key in ex.keys:
+                    found[(ledger, "scope", key)] = ex.content_sha256
         return found, looked_up
 
     def _keys(self, row: LedgerRow) -> list[tuple[str, str, Any]]:
-        """What makes a row a duplicate of another: its event id and, if it has one, its scoped key."""
+        """What makes a row a duplicate of another: its event id and its dedupe keys (``LedgerTable.keys``)."""
         ledger = row.event.ledger
         keys: list[tuple[str, str, Any]] = [(ledger, "uuid", row.event.event_id)]
-        scope = self.ledger_tables[ledger].scope(row)
-        if scope is not None:
-            keys.append((ledger, "scope", scope))
+        keys += [(ledger, "scope", key) for key in self.ledger_tables[ledger].keys(row.values)]
         return keys
 
     def _match(self, row: LedgerRow, existing: dict[Any, bytes], seen: dict[Any, bytes]) -> tuple[bool, str] | None:
@@ -535,7 +533,10 @@ class Pipeline:
         for key in self._keys(row):
             digest = existing.get(key, seen.get(key))
             if digest is not None:
-                return digest == row.content_sha256, "event id" if key[1] == "uuid" else "idempotency key"
+                if key[1] == "uuid":
+                    return digest == row.content_sha256, "event id"
+                which = "unique key" if key[2][0].startswith("unique") else "idempotency key"
+                return digest == row.content_sha256, which
         return None
 
     def _is_duplicate(self, item: Item, existing: dict[Any, bytes], seen: dict[Any, bytes]) -> bool:

@@ -488,9 +488,9 @@ class Replayer(ShadowRun):
         its id alone, which is not in the ledger: a row of equal content is another event, and this one was
         lost."""
         rows = [self._row(i) for i in missing]
-        existing = {(e.scope, e.content_sha256) for e in await table.existing(operator, rows) if e.scope is not None}
+        existing = {(k, e.content_sha256) for e in await table.existing(operator, rows) for k in e.keys}
         for item, row in zip(missing, rows, strict=True):
-            if (table.scope(row), row.content_sha256) in existing:
+            if any((k, row.content_sha256) in existing for k in table.keys(row.values)):
                 self.stats.duplicates += 1
             else:
                 r = item.record

@@ -173,6 +173,16 @@ class LedgerEvent(StrictModel):
 
 
 @dataclass(frozen=True)
+class UniqueKey:
+    """A unique key of a ledger besides the event id and the idempotency scope, for the rows whose
+    ``columns`` and ``when`` columns are all set (a conversation turn id, once per correlation: PH1_F.md). A row
+    holding a key already used is a duplicate when its content is the same, else ``IDEMPOTENCY_CONFLICT``."""
+
+    columns: tuple[str, ...]
+    when: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LedgerSpec:
     """A ledger table this project appends to, and the Kafka topic that feeds it."""
 
@@ -185,6 +195,11 @@ class LedgerSpec:
     duplicate: ReasonCode
     append_only_violation: ReasonCode
     max_payload_bytes: int = 16384
+    #: a narrower dedupe scope that replaces ``idempotency_scope`` for a row whose columns of it are all set
+    #: (the audit rows of a work order dedupe on (tenant, work order, key) across correlations: PH1_J.md).
+    preferred_scope: tuple[str, ...] = ()
+    #: further unique keys of the ledger, each dedupes like the scope (same content: duplicate; else conflict).
+    unique_keys: tuple[UniqueKey, ...] = ()
 
     def topic(self, prefix: str) -> str:
         return f"{prefix}{self.table}"

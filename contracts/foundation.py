@@ -8,14 +8,32 @@ the order they were published (a device never overtakes the identity it belongs 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
-from contracts.audit import AUDIT_EVENTS, Attributes, AuditPayload
-from contracts.envelope import Ident, LedgerSpec, Payload, ShortText, StorableText, define_event
+from contracts.audit import AUDIT_EVENTS, Attributes, AuditPayload, Hash128, LedgerRef
+from contracts.envelope import (
+    IDENT_PATTERN,
+    Ident,
+    LedgerSpec,
+    Payload,
+    ReasonText,
+    ShortText,
+    StorableText,
+    UniqueKey,
+    define_event,
+)
 from contracts.reasons import ReasonCode
 from contracts.slice import LedgerColumns, SliceContract
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+#: A language tag (upstream's ``primary_language``, at most 32 characters).
+Language = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=IDENT_PATTERN)]
 
 
 class _UserScoped(AuditPayload):
@@ -25,17 +43,23 @@ class _UserScoped(AuditPayload):
 
 
 class IdentityUpserted(_UserScoped):
-    """An identity is created or changed."""
+    """An identity is created or changed (every field replaced). ``speaker_id`` and ``primary_language``
+    came after the wire contract: left out of the canonical payload while unset."""
 
     display_name: ShortText | None = None
     status: Literal["ACTIVE", "DISABLED"] = "ACTIVE"
+    speaker_id: Ident | None = Field(default=None, exclude_if=_is_none)
+    primary_language: Language | None = Field(default=None, exclude_if=_is_none)
 
 
 class DeviceRegistered(_UserScoped):
-    """A device is bound to a user (and so to the user's tenant)."""
+    """A device is bound to a user (and so to the user's tenant). ``last_seen_at`` (the event's time when
+    absent) and ``audio_profile_ref`` came after the wire contract, as ``speaker_id`` did."""
 
     device_id: Ident
     device_type: Ident
+    audio_profile_ref: Ident | None = Field(default=None, exclude_if=_is_none)
+    last_seen_at: AwareDatetime | None = Field(default=None, exclude_if=_is_none)
 
 
 class DeviceRevoked(_UserScoped):
@@ -67,19 +91,46 @@ CONVERSATION_LEDGER = LedgerSpec(
     tenant_violation=ReasonCode.EVENT_TENANT_MISMATCH,
     duplicate=ReasonCode.IDEMPOTENCY_REPLAY,
     append_only_violation=ReasonCode.PH1_F_CONVERSATION_APPEND_ONLY_VIOLATION,
+    # Upstream's UNIQUE (correlation_id, turn_id), for the turns in upstream's shape (with a text_hash): a turn
+    # without one is the original wire contract, under which a turn id could repeat (docs/DB_WIRING/PH1_F.md).
+    unique_keys=(UniqueKey(("tenant_id", "correlation_id", "turn_id"), when=("text_hash",)),),
 )
+
+REDACTED = "[REDACTED]"
 
 
 class ConversationTurn(Payload):
-    """One message of a conversation turn, by the user or by Selene."""
+    """One message of a conversation turn, by the user or by Selene. A redaction is a new ``TOMBSTONE`` row
+    by Selene with the text ``[REDACTED]`` naming the row it redacts (which stays).
+
+    The fields after ``metadata`` came after the wire contract: left out of the canonical payload while they
+    hold their default (an older event's content hash is unchanged); PostgreSQL generates their columns."""
 
     speaker: Literal["USER", "SELENE"]
-    source: Literal["VOICE", "TEXT", "SYSTEM"]
+    source: Literal["VOICE", "TEXT", "SYSTEM", "TOMBSTONE"]
     text: StorableText = Field(max_length=8192)
     user_id: Ident | None = None
     device_id: Ident | None = None
     session_id: Ident | None = None
     metadata: Attributes = Field(default_factory=dict)
+    text_hash: Hash128 | None = Field(default=None, exclude_if=_is_none)
+    privacy_scope: Literal["PUBLIC_CHAT", "PRIVATE_DELIVERY"] = Field(
+        default="PUBLIC_CHAT", exclude_if=lambda v: v == "PUBLIC_CHAT"
+    )
+    tombstone_of_conversation_turn_id: LedgerRef | None = Field(default=None, exclude_if=_is_none)
+    tombstone_reason_code: ReasonText | None = Field(default=None, exclude_if=_is_none)
+
+    @model_validator(mode="after")
+    def _tombstone_rules(self) -> ConversationTurn:
+        fields = (self.tombstone_of_conversation_turn_id, self.tombstone_reason_code)
+        if self.source != "TOMBSTONE":
+            if fields != (None, None):
+                raise ValueError("only a TOMBSTONE row names a tombstoned turn and its reason")
+        elif None in fields or self.speaker != "SELENE" or self.text != REDACTED:
+            raise ValueError(
+                "a TOMBSTONE row is Selene's, its text is [REDACTED], and it names the turn and the reason"
+            )
+        return self
 
 
 ConversationTurnEvent = define_event(CONVERSATION_LEDGER, "CONVERSATION_TURN_RECORDED", ConversationTurn)
@@ -93,7 +144,11 @@ SLICE = SliceContract(
     acceptance="AT-PH1-F-DB",
     ledgers=(
         LedgerColumns(
-            CONVERSATION_LEDGER, ConversationTurn, exclude=("metadata",), renamed_fields=(("text", "text_body"),)
+            CONVERSATION_LEDGER,
+            ConversationTurn,
+            exclude=("metadata",),
+            renamed_fields=(("text", "text_body"),),
+            generated=("text_hash", "privacy_scope", "tombstone_of_conversation_turn_id", "tombstone_reason_code"),
         ),
     ),
     events=(

@@ -51,10 +51,15 @@ class LedgerColumns:
     renamed_envelope: tuple[tuple[str, str], ...] = ()
     optional: tuple[tuple[str, str], ...] = ()
     """(field, PostgreSQL type) of fields only some event types carry."""
+    generated: tuple[str, ...] = ()
+    """Fields whose columns PostgreSQL generates from the stored payload (``GENERATED ALWAYS AS``): added to a
+    ledger that already held chained rows, they are not inserted and not in the chain's row digest (the
+    payload's content hash covers them), so older rows keep verifying; their values are computed here too,
+    for the dedupe keys."""
 
     def fields(self) -> tuple[str, ...]:
         """The payload fields stored as columns, in order."""
-        return tuple(f for f in self.payload.model_fields if f not in self.exclude)
+        return tuple(f for f in self.payload.model_fields if f not in self.exclude and f not in self.generated)
 
     def column(self, field_name: str) -> str:
         return dict(self.renamed_fields).get(field_name, field_name)

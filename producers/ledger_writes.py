@@ -67,16 +67,17 @@ class LedgerWrites:
         self.reader = reader
         self.timeout = timeout
 
-    async def write(self, event: LedgerEvent, scope: Sequence[Any]) -> Written:
+    async def write(self, event: LedgerEvent, scope: Sequence[Any], columns: Sequence[str] = ()) -> Written:
         """Publish ``event`` and return its ledger row. ``scope`` holds the values of the ledger's idempotency
-        scope after the tenant (e.g. correlation id and idempotency key)."""
+        scope after the tenant (e.g. correlation id and idempotency key), or of ``columns`` when given (the
+        ledger's preferred scope after the tenant)."""
         await self.publisher.publish(event)
-        return await self.await_written(event, scope)
+        return await self.await_written(event, scope, columns)
 
-    async def await_written(self, event: LedgerEvent, scope: Sequence[Any]) -> Written:
+    async def await_written(self, event: LedgerEvent, scope: Sequence[Any], columns: Sequence[str] = ()) -> Written:
         """Wait for the writer's verdict on an already published event (e.g. again after a timeout)."""
         spec = event.spec
-        columns = spec.idempotency_scope[1:]
+        columns = tuple(columns) or spec.idempotency_scope[1:]
         if len(scope) != len(columns):
             raise ValueError(f"{spec.name} scope is {columns}, got {len(scope)} values")
         sql = SELECT_STANDING_ROW.format(

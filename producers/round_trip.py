@@ -39,7 +39,8 @@ _COMMON = frozenset({"type", "metadata", "ref"})
 ALLOWED: Mapping[str, frozenset[str]] = {
     "model": _COMMON | {"cls", "schema", "custom_init", "root_model", "config", "post_init"},
     "model-fields": _COMMON | {"fields", "model_name", "computed_fields"},
-    "model-field": _COMMON | {"schema"},
+    # A field left out of the JSON while it holds its default (``exclude_if``): read back, it is that default.
+    "model-field": _COMMON | {"schema", "serialization_exclude_if"},
     "function-after": _COMMON | {"function", "schema"},
     "function-before": _COMMON | {"function", "schema"},
     "default": _COMMON | {"schema", "default", "default_factory", "default_factory_takes_data"},

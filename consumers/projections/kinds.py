@@ -92,7 +92,8 @@ def ledger_table(cols: LedgerColumns) -> LedgerTable:
     }
     if clash:
         raise ValueError(f"{cols.spec.name}: payload columns {sorted(clash)} clash with envelope columns")
-    return LedgerTable(cols.spec, extra=extra, renamed=cols.renamed_envelope)
+    computed = tuple((f, field_type(fields[f]), _getter(f, False)) for f in cols.generated)
+    return LedgerTable(cols.spec, extra=extra, renamed=cols.renamed_envelope, computed=computed)
 
 
 class LatestPerKeyProjection(Projection):

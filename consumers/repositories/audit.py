@@ -1,6 +1,6 @@
 """Reads of PH1.J's audit ledger ``os_core.audit_events`` (seed 000 row 2): one correlation's rows in append
 order, one row by its envelope event id, and the row standing for a scoped idempotency key (the seeds'
-"repeat -> original event id").
+"repeat -> original event id"): (correlation, key), or (work order, key) for a work order's rows.
 
 Tenant-scoped like every repository (``consumers.repositories``): each read names its tenant and runs in a
 read-only transaction declaring that tenant alone, so row-level security keeps it inside. The writes are in
@@ -40,6 +40,9 @@ class AuditEventRecord:
     user_id: str | None
     device_id: str | None
     session_id: str | None
+    work_order_id: str | None
+    severity: str
+    evidence_ref: dict[str, Any] | None
     occurred_at: datetime
     recorded_at: datetime
     payload: dict[str, Any]
@@ -54,18 +57,24 @@ ORDER BY event_id LIMIT $4
 """
 # ux_audit_events_tenant_event_uuid
 SELECT_BY_EVENT_UUID = f"SELECT {_COLUMNS} FROM os_core.audit_events WHERE tenant_id = $1 AND event_uuid = $2"
-# ux_audit_events_tenant_correlation_idempotency: the dedupe scope
+# ux_audit_events_tenant_correlation_idempotency: the dedupe scope of rows outside a work order
 SELECT_BY_IDEMPOTENCY_KEY = f"""
 SELECT {_COLUMNS} FROM os_core.audit_events
-WHERE tenant_id = $1 AND correlation_id = $2 AND idempotency_key = $3
+WHERE tenant_id = $1 AND correlation_id = $2 AND idempotency_key = $3 AND work_order_id IS NULL
+"""
+# ux_audit_tenant_work_order_idempotency: the dedupe scope of a work order's rows
+SELECT_BY_WORK_ORDER_KEY = f"""
+SELECT {_COLUMNS} FROM os_core.audit_events
+WHERE tenant_id = $1 AND work_order_id = $2 AND idempotency_key = $3
 """
 
 
 def _record(row: asyncpg.Record) -> AuditEventRecord:
     """jsonb as Python values, also on a connection without the project's codec."""
     values = dict(row)
-    if isinstance(values["payload"], str):
-        values["payload"] = json.loads(values["payload"])
+    for column in ("payload", "evidence_ref"):
+        if isinstance(values[column], str):
+            values[column] = json.loads(values[column])
     return AuditEventRecord(**values)
 
 
@@ -100,7 +109,16 @@ class AuditReader:
     async def by_idempotency_key(
         self, tenant_id: str, correlation_id: str, idempotency_key: str
     ) -> AuditEventRecord | None:
-        """The row standing for a scoped idempotency key (a replay of it returns this row's id), or None."""
+        """The row standing for a scoped idempotency key of a row outside a work order (a replay of it returns
+        this row's id), or None."""
         async with one_tenant(self.conn, tenant_id) as conn:
             row = await conn.fetchrow(SELECT_BY_IDEMPOTENCY_KEY, tenant_id, correlation_id, idempotency_key)
+        return _record(row) if row is not None else None
+
+    async def by_work_order_key(
+        self, tenant_id: str, work_order_id: str, idempotency_key: str
+    ) -> AuditEventRecord | None:
+        """The row standing for an idempotency key of a work order's rows, whatever its correlation, or None."""
+        async with one_tenant(self.conn, tenant_id) as conn:
+            row = await conn.fetchrow(SELECT_BY_WORK_ORDER_KEY, tenant_id, work_order_id, idempotency_key)
         return _record(row) if row is not None else None

@@ -31,6 +31,8 @@ class IdentityRecord:
     tenant_id: str
     display_name: str | None
     status: str
+    speaker_id: str | None
+    primary_language: str | None
     created_at: datetime
     updated_at: datetime
     last_event_id: int
@@ -45,6 +47,8 @@ class DeviceRecord:
     user_id: str
     device_type: str
     status: str
+    last_seen_at: datetime
+    audio_profile_ref: str | None
     created_at: datetime
     updated_at: datetime
     last_event_id: int
@@ -83,6 +87,10 @@ class ConversationTurnRecord:
     speaker: str
     source: str
     text_body: str
+    text_hash: str | None
+    privacy_scope: str
+    tombstone_of_conversation_turn_id: int | None
+    tombstone_reason_code: str | None
     occurred_at: datetime
     recorded_at: datetime
     payload: dict[str, Any]
@@ -109,6 +117,11 @@ SELECT_CONVERSATION = f"""
 SELECT {_columns(ConversationTurnRecord)} FROM conversation.conversation_ledger
 WHERE tenant_id = $1 AND correlation_id = $2 AND conversation_turn_id > $3
 ORDER BY conversation_turn_id LIMIT $4
+"""
+# ux_conversation_ledger_tenant_correlation_turn_id (turns with a text_hash; older ones may repeat a turn id)
+SELECT_TURN = f"""
+SELECT {_columns(ConversationTurnRecord)} FROM conversation.conversation_ledger
+WHERE tenant_id = $1 AND correlation_id = $2 AND turn_id = $3 ORDER BY conversation_turn_id
 """
 
 
@@ -161,4 +174,11 @@ class FoundationReader:
         check_page(limit)
         async with one_tenant(self.conn, tenant_id) as conn:
             rows = await conn.fetch(SELECT_CONVERSATION, tenant_id, correlation_id, after_conversation_turn_id, limit)
+        return [_record(ConversationTurnRecord, r) for r in rows]
+
+    async def turn(self, tenant_id: str, correlation_id: str, turn_id: str) -> list[ConversationTurnRecord]:
+        """The rows of one turn of a thread, in append order: one for a turn in upstream's shape (its turn id
+        is unique in the correlation), possibly several for turns recorded without a text hash."""
+        async with one_tenant(self.conn, tenant_id) as conn:
+            rows = await conn.fetch(SELECT_TURN, tenant_id, correlation_id, turn_id)
         return [_record(ConversationTurnRecord, r) for r in rows]
