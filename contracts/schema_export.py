@@ -36,6 +36,7 @@ from contracts.codec import (
 )
 from contracts.engine_capability_maps import EngineCapabilityMapEventInput
 from contracts.envelope import IDENT_PATTERN, TENANT_PATTERN, EventType, LedgerSpec, Payload
+from contracts.link import DeliveryProof, DraftWrite
 from contracts.pbs import ProcessBlueprintEventInput
 from contracts.ph1_m import MemoryEventInput
 from contracts.position import PositionEventInput, TenantCompanyUpserted
@@ -106,6 +107,8 @@ KEY_RULES: dict[Callable[..., str], KeyRule] = {
     MemoryEventInput.aggregate_id: KeyRule(
         "`memory:<payload.user_id>:<payload.memory_key>`", f"memory:{_IDENT}:[^\\x00]{{1,128}}"
     ),
+    DraftWrite.aggregate_id: KeyRule("`draft:<payload.draft_id>`", f"draft:{_IDENT}"),
+    DeliveryProof.aggregate_id: KeyRule("`draft:<payload.draft_id>`", f"draft:{_IDENT}"),
 }
 
 

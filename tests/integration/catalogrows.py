@@ -73,6 +73,7 @@ OVERRIDES: dict[str, dict[str, Callable[[str, int], Any]]] = {
         "event_type": lambda _t, _i: "PROCESS_BLUEPRINT_RECORDED",
         "confirmation_step_count": lambda _t, _i: 0,
     },
+    "os_core.link_delivery_proofs": {"event_type": lambda _t, _i: "LINK_DELIVERY_PROOF_RECORDED"},
     "os_core.tool_cache": {"result_payload": lambda t, i: f'"result {t} {i}"'},
     # ck_capreq_ledger_action_status pairs two columns: an action with the status it leads to.
     "os_process.capreq_ledger": {"action": lambda _t, _i: "CREATE_DRAFT", "status": lambda _t, _i: "DRAFT"},

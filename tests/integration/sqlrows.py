@@ -21,6 +21,7 @@ import asyncpg
 from consumers.ledger import Provenance
 from consumers.projections import LEDGER_TABLES
 from contracts.envelope import LedgerEvent, new_event
+from contracts.link import LinkDelivery, delivery_proof
 from contracts.ph1_voice_id import VoiceSampleEvent
 from contracts.registry import REGISTRY
 from contracts.slice import ExampleContext
@@ -80,10 +81,10 @@ def work_order_row(tenant: str, correlation: str = "c-1", key: str | None = "k-1
     return row
 
 
-def derived_row(ledger: str) -> Any:
+def derived_row(ledger: str, derive: Callable[[list[LedgerEvent]], list[LedgerEvent]] | None = None) -> Any:
     """Rows of ``ledger`` from its owner's examples: the last example event on that ledger, with the test's
     tenant, correlation (which also picks the example's ``n``, so correlations give distinct scopes) and key,
-    as its row mapping stores it."""
+    as its row mapping stores it. ``derive``: for a ledger the writer derives from other events, those events."""
     table = LEDGER_TABLES[ledger]
     examples = REGISTRY.slice(REGISTRY.owner[ledger]).examples
     assert examples is not None, f"{ledger}: its slice declares no examples; write its row here"
@@ -91,7 +92,7 @@ def derived_row(ledger: str) -> Any:
     def row(tenant: str, correlation: str = "c-1", key: str | None = "k-1") -> dict[str, Any]:
         n = int(hashlib.sha256(correlation.encode()).hexdigest()[:6], 16)
         ctx = ExampleContext(tenant, f"u-{n}", f"d-{n}", f"s-{n}", n, datetime.now(UTC))
-        event = [e for e in examples(ctx) if e.ledger == ledger][-1]
+        event = [e for e in (derive or list)(examples(ctx)) if e.ledger == ledger][-1]
         fields = {**event.model_dump(exclude={"event_id"}), "correlation_id": correlation, "idempotency_key": key}
         values = table.row(new_event(type(event), **fields), Provenance(f"test-{uuid.uuid4().hex}", 0, 0)).values
         # Each row its own one-row chain: these rows bypass the writer, which links real chains.
@@ -144,6 +145,10 @@ LEDGER_ROWS = {
             "audio_sample_ref": "blob:voice/1",
             "result": "PASS",
         },
+    ),
+    "os_core.link_delivery_proofs": derived_row(
+        "link_delivery_proofs",
+        lambda events: [delivery_proof(e, uuid.uuid4()) for e in events if isinstance(e.payload, LinkDelivery)],
     ),
 }
 
