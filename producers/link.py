@@ -9,22 +9,22 @@ raises ``WriteRefused`` with the writer's reason (``LINK_REFUSE_NOT_FOUND``, ``L
 from __future__ import annotations
 
 from contracts.envelope import LedgerEvent
-from contracts.link import LinkWrite
+from contracts.link import DraftWrite
 from contracts.reasons import ContractViolation, ReasonCode
 from producers.ledger_writes import LedgerWrites, Written
 
 
 class LinkWriter:
-    """Typed appends of LINK commits to ``os_core.onboarding_draft_write_dedupe``."""
+    """Typed appends of LINK (and PH1.ONB's) commits to ``os_core.onboarding_draft_write_dedupe``."""
 
     def __init__(self, writes: LedgerWrites) -> None:
         self.writes = writes
 
     async def append(self, event: LedgerEvent) -> Written:
-        """Publish a ``LINK_*`` commit and wait until the writer appended it (or its original)."""
+        """Publish a ``LINK_*`` or ``ONB_*`` commit and wait until the writer appended it (or its original)."""
         p = event.payload
-        if not isinstance(p, LinkWrite):
+        if not isinstance(p, DraftWrite):
             raise ContractViolation(
-                f"{event.event_type} is not a LINK commit", ReasonCode.LINK_CONTRACT_VALIDATION_FAILED
+                f"{event.event_type} is not a LINK or ONB commit", ReasonCode.LINK_CONTRACT_VALIDATION_FAILED
             )
         return await self.writes.write(event, (p.scope_type, p.scope_id, event.idempotency_key))
