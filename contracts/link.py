@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from contracts.envelope import (
     Ident,
@@ -99,6 +99,14 @@ PrefilledKey = Literal[
 
 class LinkGenerateDraft(LinkWrite):
     """LINK_INVITE_GENERATE_DRAFT: a draft and its first link (``DRAFT_CREATED``, expiring in 7 days)."""
+
+    # The validator below, for other languages' validators (contracts.schema_export exports it).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"invitee_type": {"const": "EMPLOYEE"}}, "required": ["invitee_type"]},
+            "then": {"required": ["schema_version_id"], "properties": {"schema_version_id": {"type": "string"}}},
+        }
+    )
 
     reason_code: ReasonText = "LINK_OK_GENERATE_DRAFT"
     invitee_type: InviteeType

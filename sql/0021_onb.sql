@@ -6,7 +6,7 @@
 
 CREATE TABLE os_core.onboarding_sessions (
   tenant_id                  text        NOT NULL CHECK (length(tenant_id) BETWEEN 1 AND 64),
-  onboarding_session_id      text        NOT NULL CHECK (onboarding_session_id ~ '^onb_[0-9a-f]{32}$'),
+  onboarding_session_id      text        NOT NULL CHECK (length(onboarding_session_id) BETWEEN 1 AND 128),
   link_id                    text        NOT NULL CHECK (length(link_id) BETWEEN 1 AND 128),
   invitee_type               text        NOT NULL CHECK (invitee_type IN ('HOUSEHOLD', 'EMPLOYEE', 'CONTRACTOR', 'REFERRAL')),
   prefilled_context_ref      text        CHECK (length(prefilled_context_ref) BETWEEN 1 AND 128),

@@ -30,6 +30,7 @@ from contracts.onb import (
     OnbStateTransitionEvent,
     OnbTermsAccept,
     OnbWrite,
+    onboarding_session_id,
 )
 from contracts.reasons import ReasonCode
 
@@ -86,6 +87,8 @@ def _start(event: LedgerEvent, p: OnbSessionStart) -> Row:
 def decide(event: LedgerEvent, session: Row | None) -> Row:
     """The session row after ``event`` (``session``: its row), or ``Rejection``."""
     p = _onb(event)
+    if p.scope_id != onboarding_session_id(p.link_id):
+        raise Rejection(ReasonCode.ONB_REFUSE_INVALID, f"{p.scope_id} is not link {p.link_id}'s session")
     if isinstance(p, OnbSessionStart):
         return session if session is not None else _start(event, p)
     if session is None:

@@ -90,3 +90,9 @@ def test_a_household_skips_verification_and_a_missing_session_is_not_found() -> 
     with pytest.raises(Rejection) as info:
         decide(access, None)
     assert info.value.reason_code == "ONB_REFUSE_NOT_FOUND"
+    other = new_event(
+        type(access), **{**access.model_dump(), "payload": {**access.payload.model_dump(), "link_id": "m"}}
+    )
+    with pytest.raises(Rejection) as info:  # a session id that is not its link's
+        decide(other, household)
+    assert info.value.reason_code == "ONB_REFUSE_INVALID"
