@@ -1,4 +1,4 @@
--- 0020: PH1.LINK (seed 000 row 20): upstream's three SQL tables (onboarding_drafts, onboarding_link_tokens,
+-- 0022: PH1.LINK (seed 000 row 20): upstream's three SQL tables (onboarding_drafts, onboarding_link_tokens,
 -- the append-only onboarding_draft_write_dedupe) and its runtime's link_delivery_proofs ledger
 -- (docs/DB_WIRING/PH1_LINK.md). Upstream names no schema: onboarding is PH1.F runtime state, so os_core.
 -- A link is a token of a draft (token_id = link id). Upstream has no tenant_id on the write-dedupe ledger, and

@@ -1,4 +1,4 @@
--- 0021: PH1.ONB.CORE / ORCH / BIZ (seed 000 row 21): onboarding_sessions (docs/DB_WIRING/PH1_ONB.md).
+-- 0023: PH1.ONB.CORE / ORCH / BIZ (seed 000 row 21): onboarding_sessions (docs/DB_WIRING/PH1_ONB.md).
 -- Upstream has no DDL (PH1.F runtime state): the columns are its runtime record's, the key and index names
 -- ours. The session's commits are rows of PH1.LINK's os_core.onboarding_draft_write_dedupe (scope ONB), and
 -- this table is their projection. tenant_companies, PH1.ONB.BIZ's table, was created with PH1.POSITION (0015).
