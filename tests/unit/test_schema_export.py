@@ -330,6 +330,9 @@ def _from_schema(node: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrateg
             {k: v for k, v in fields.items() if k in required},
             optional={k: v for k, v in fields.items() if k not in required},
         )
+    if kind == "object" and "patternProperties" not in node:  # a map keyed by a literal's values
+        names, value_schema = st.sampled_from(node["propertyNames"]["enum"]), node["additionalProperties"]
+        return st.dictionaries(names, _from_schema(value_schema, defs), max_size=3)
     if kind == "object":
         (pattern, value_schema), *_ = node["patternProperties"].items()
         names = st.from_regex(pattern, fullmatch=True).filter(
