@@ -8,7 +8,9 @@ the order they were published (a device never overtakes the identity it belongs 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
@@ -66,14 +68,58 @@ class DeviceRevoked(_UserScoped):
     device_id: Ident
 
 
-class SessionOpened(_UserScoped):
-    device_id: Ident
-    session_id: Ident
+#: PH1.L's session states and the edges between them (a state to itself is always allowed).
+SessionState = Literal["OPEN", "ACTIVE", "SOFT_CLOSED", "CLOSED", "SUSPENDED"]
+SESSION_TRANSITIONS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "CLOSED": frozenset({"OPEN"}),
+        "OPEN": frozenset({"ACTIVE", "SOFT_CLOSED", "CLOSED", "SUSPENDED"}),
+        "ACTIVE": frozenset({"SOFT_CLOSED", "CLOSED", "SUSPENDED"}),
+        "SOFT_CLOSED": frozenset({"ACTIVE", "CLOSED", "SUSPENDED"}),
+        "SUSPENDED": frozenset({"ACTIVE", "CLOSED"}),
+    }
+)
 
 
-class SessionClosed(_UserScoped):
+class SessionLifecycle(_UserScoped):
+    """A PH1.L event: the session's user and device (immutable per session) and, optionally, when it last
+    saw activity (the event's time when absent; it never moves back). ``STATE`` is where the event type
+    takes the session; ``FROM``, where it must be."""
+
     device_id: Ident
     session_id: Ident
+    last_activity_at: AwareDatetime | None = Field(default=None, exclude_if=_is_none)
+    STATE: ClassVar[str] = "OPEN"
+    FROM: ClassVar[str | None] = None
+
+
+class SessionOpened(SessionLifecycle):
+    """SESSION_OPENED (upstream's SESSION_OPEN): opens a new session, or reopens a closed one."""
+
+
+class SessionClosed(SessionLifecycle):
+    STATE = "CLOSED"
+
+
+class SessionSoftClosed(SessionLifecycle):
+    STATE = "SOFT_CLOSED"
+
+
+class SystemSuspended(SessionLifecycle):
+    STATE = "SUSPENDED"
+
+
+class SystemResumed(SessionLifecycle):
+    STATE = "ACTIVE"
+    FROM = "SUSPENDED"
+
+
+class SessionStateTransition(SessionLifecycle):
+    """STATE_TRANSITION: any allowed edge, with upstream's payload keys ``state_from`` and ``state_to``
+    (``state_from`` must be the session's state)."""
+
+    state_from: SessionState
+    state_to: SessionState
 
 
 IdentityUpsertedEvent = define_event(AUDIT_EVENTS, "IDENTITY_UPSERTED", IdentityUpserted)
@@ -81,6 +127,10 @@ DeviceRegisteredEvent = define_event(AUDIT_EVENTS, "DEVICE_REGISTERED", DeviceRe
 DeviceRevokedEvent = define_event(AUDIT_EVENTS, "DEVICE_REVOKED", DeviceRevoked)
 SessionOpenedEvent = define_event(AUDIT_EVENTS, "SESSION_OPENED", SessionOpened)
 SessionClosedEvent = define_event(AUDIT_EVENTS, "SESSION_CLOSED", SessionClosed)
+SessionSoftClosedEvent = define_event(AUDIT_EVENTS, "SESSION_SOFT_CLOSE", SessionSoftClosed)
+SystemSuspendedEvent = define_event(AUDIT_EVENTS, "SYSTEM_SUSPEND", SystemSuspended)
+SystemResumedEvent = define_event(AUDIT_EVENTS, "SYSTEM_RESUME", SystemResumed)
+SessionStateTransitionEvent = define_event(AUDIT_EVENTS, "STATE_TRANSITION", SessionStateTransition)
 
 CONVERSATION_LEDGER = LedgerSpec(
     name="conversation_ledger",
@@ -157,8 +207,26 @@ SLICE = SliceContract(
         DeviceRevokedEvent,
         SessionOpenedEvent,
         SessionClosedEvent,
+        SessionSoftClosedEvent,
+        SystemSuspendedEvent,
+        SystemResumedEvent,
+        SessionStateTransitionEvent,
         ConversationTurnEvent,
     ),
-    reasons=(ReasonCode.PH1_F_CONVERSATION_APPEND_ONLY_VIOLATION,),
+    reasons=(
+        ReasonCode.PH1_F_CONVERSATION_APPEND_ONLY_VIOLATION,
+        ReasonCode.PH1_L_INVALID_TRANSITION,
+        ReasonCode.PH1_L_IMMUTABLE_FIELD_CHANGED,
+        ReasonCode.PH1_L_ACTIVITY_WENT_BACK,
+    ),
+    # A refused session change leaves the session as it was; the user's later events (the aggregate is the
+    # user) do not depend on it and are judged on their own.
+    non_blocking=frozenset(
+        {
+            ReasonCode.PH1_L_INVALID_TRANSITION,
+            ReasonCode.PH1_L_IMMUTABLE_FIELD_CHANGED,
+            ReasonCode.PH1_L_ACTIVITY_WENT_BACK,
+        }
+    ),
     requires=("audit",),
 )

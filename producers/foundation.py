@@ -16,6 +16,7 @@ from contracts.foundation import (
     DeviceRevoked,
     IdentityUpserted,
     SessionClosed,
+    SessionLifecycle,
     SessionOpened,
 )
 from contracts.reasons import ContractViolation, ReasonCode
@@ -55,6 +56,14 @@ class FoundationWriter:
 
     async def close_session(self, event: LedgerEvent) -> Written:
         return await self._write(event, SessionClosed)
+
+    async def change_session(self, event: LedgerEvent) -> Written:
+        """PH1.L: any session lifecycle event (``SESSION_SOFT_CLOSE``, ``SYSTEM_SUSPEND``, ``SYSTEM_RESUME``,
+        ``STATE_TRANSITION``, and the open and close above). A refused change raises ``WriteRefused`` with
+        ``PH1_L_INVALID_TRANSITION``, ``PH1_L_IMMUTABLE_FIELD_CHANGED`` or ``PH1_L_ACTIVITY_WENT_BACK``."""
+        if not isinstance(event.payload, SessionLifecycle):
+            raise ContractViolation(f"{event.event_type} is not a session event", ReasonCode.EVENT_SCHEMA_INVALID)
+        return await self.writes.write(event, (event.correlation_id, event.idempotency_key))
 
     async def record_turn(self, event: LedgerEvent) -> Written:
         """Append one conversation turn (``CONVERSATION_TURN_RECORDED``)."""

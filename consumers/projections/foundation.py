@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from consumers.projections.base import Projection, Rejection, RowRef, RowView
-from consumers.tables import TableSpec
+from consumers.tables import Row, TableSpec
 from contracts.envelope import LedgerEvent
 from contracts.foundation import (
+    SESSION_TRANSITIONS,
     DeviceRegistered,
     DeviceRevoked,
     IdentityUpserted,
-    SessionClosed,
+    SessionLifecycle,
     SessionOpened,
+    SessionStateTransition,
 )
 from contracts.reasons import ReasonCode
 
@@ -60,15 +62,16 @@ SESSIONS = TableSpec(
         ("tenant_id", "text"),
         ("user_id", "text"),
         ("device_id", "text"),
-        ("status", "text"),
+        ("session_state", "text"),
         ("opened_at", "timestamptz"),
         ("closed_at", "timestamptz"),
+        ("last_activity_at", "timestamptz"),
         ("last_event_id", "bigint"),
     ),
     key=("session_id",),
 )
 
-_FOUNDATION_TYPES = (IdentityUpserted, DeviceRegistered, DeviceRevoked, SessionOpened, SessionClosed)
+_FOUNDATION_TYPES = (IdentityUpserted, DeviceRegistered, DeviceRevoked, SessionLifecycle)
 
 
 class FoundationProjection(Projection):
@@ -84,9 +87,9 @@ class FoundationProjection(Projection):
     def reads(self, event: LedgerEvent) -> Iterable[RowRef]:
         p = event.payload
         yield IDENTITIES, (p.user_id,)  # type: ignore[attr-defined]
-        if isinstance(p, DeviceRegistered | DeviceRevoked | SessionOpened | SessionClosed):
+        if isinstance(p, DeviceRegistered | DeviceRevoked | SessionLifecycle):
             yield DEVICES, (p.device_id,)
-        if isinstance(p, SessionOpened | SessionClosed):
+        if isinstance(p, SessionLifecycle):
             yield SESSIONS, (p.session_id,)
 
     def apply(self, view: RowView, event: LedgerEvent) -> None:
@@ -114,7 +117,7 @@ class FoundationProjection(Projection):
         user = view.get(IDENTITIES, (p.user_id,))  # type: ignore[attr-defined]
         if user is None or user["tenant_id"] != tenant:
             raise Rejection(ReasonCode.REFERENCE_UNKNOWN, f"no identity {p.user_id} in tenant {tenant}")  # type: ignore[attr-defined]
-        assert isinstance(p, DeviceRegistered | DeviceRevoked | SessionOpened | SessionClosed)
+        assert isinstance(p, DeviceRegistered | DeviceRevoked | SessionLifecycle)
         device = view.get(DEVICES, (p.device_id,))
         if device is not None and device["tenant_id"] != tenant:
             raise Rejection(ReasonCode.TENANT_SCOPE_VIOLATION, f"device {p.device_id} is bound to another tenant")
@@ -142,29 +145,61 @@ class FoundationProjection(Projection):
         if isinstance(p, DeviceRevoked):
             view.put(DEVICES, {**device, "status": "REVOKED", "updated_at": at, "last_event_id": ref})
             return
+        assert isinstance(p, SessionLifecycle)
+        self._session(view, event, p, device)
+
+    def _session(self, view: RowView, event: LedgerEvent, p: SessionLifecycle, device: Row) -> None:
+        """PH1.L: a session's lifecycle (docs/DB_WIRING/PH1_L.md). The state moves only along
+        ``SESSION_TRANSITIONS``; user, device and ``opened_at`` never change; ``last_activity_at`` never moves
+        back; ``closed_at`` is set exactly while the session is ``CLOSED``."""
+        at, tenant = event.occurred_at, event.tenant_id
         session = view.get(SESSIONS, (p.session_id,))
         if session is not None and (session["tenant_id"] != tenant or session["user_id"] != p.user_id):
             raise Rejection(ReasonCode.TENANT_SCOPE_VIOLATION, f"session {p.session_id} belongs to another user")
-        if isinstance(p, SessionOpened):
-            if device["status"] != "ACTIVE":
-                raise Rejection(ReasonCode.REFERENCE_UNKNOWN, f"device {p.device_id} is revoked")
-            view.put(
-                SESSIONS,
-                {
-                    "session_id": p.session_id,
-                    "tenant_id": tenant,
-                    "user_id": p.user_id,
-                    "device_id": p.device_id,
-                    "status": "OPEN",
-                    "opened_at": session["opened_at"] if session else at,
-                    "closed_at": None,
-                    "last_event_id": ref,
-                },
+        if session is not None and session["device_id"] != p.device_id:
+            raise Rejection(
+                ReasonCode.PH1_L_IMMUTABLE_FIELD_CHANGED,
+                f"session {p.session_id} is on device {session['device_id']}, not {p.device_id}",
             )
-            return
-        if session is None:
+        if isinstance(p, SessionOpened) and device["status"] != "ACTIVE":
+            raise Rejection(ReasonCode.REFERENCE_UNKNOWN, f"device {p.device_id} is revoked")
+        if session is None and not isinstance(p, SessionOpened):
             raise Rejection(ReasonCode.REFERENCE_UNKNOWN, f"no session {p.session_id}")
-        view.put(SESSIONS, {**session, "status": "CLOSED", "closed_at": at, "last_event_id": ref})
+        target = p.state_to if isinstance(p, SessionStateTransition) else p.STATE
+        if session is not None:
+            state = session["session_state"]
+            expected = p.state_from if isinstance(p, SessionStateTransition) else p.FROM
+            if (expected is not None and expected != state) or (
+                target != state and target not in SESSION_TRANSITIONS[state]
+            ):
+                raise Rejection(
+                    ReasonCode.PH1_L_INVALID_TRANSITION,
+                    f"session {p.session_id} is {state}: {event.event_type} to {target} is not allowed",
+                )
+        opened = session["opened_at"] if session else at
+        before = session["last_activity_at"] if session else opened
+        activity = p.last_activity_at
+        if activity is None:  # the event's time, never before what the session has seen already
+            activity = max(at, before)
+        elif activity < before:
+            raise Rejection(
+                ReasonCode.PH1_L_ACTIVITY_WENT_BACK,
+                f"session {p.session_id}: last activity {activity.isoformat()} is before {before.isoformat()}",
+            )
+        view.put(
+            SESSIONS,
+            {
+                "session_id": p.session_id,
+                "tenant_id": tenant,
+                "user_id": p.user_id,
+                "device_id": p.device_id,
+                "session_state": target,
+                "opened_at": opened,
+                "closed_at": max(at, opened) if target == "CLOSED" else None,
+                "last_activity_at": activity,
+                "last_event_id": event.event_id,
+            },
+        )
 
 
 def _refs(event: LedgerEvent) -> tuple[str | None, str | None, str | None]:

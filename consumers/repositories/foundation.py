@@ -62,9 +62,10 @@ class SessionRecord:
     tenant_id: str
     user_id: str
     device_id: str
-    status: str
+    session_state: str
     opened_at: datetime
     closed_at: datetime | None
+    last_activity_at: datetime
     last_event_id: int
 
 
@@ -111,6 +112,20 @@ SELECT_SESSION = f"SELECT {_columns(SessionRecord)} FROM os_core.sessions WHERE 
 SELECT_SESSIONS_OF_DEVICE = f"""
 SELECT {_columns(SessionRecord)} FROM os_core.sessions WHERE tenant_id = $1 AND user_id = $2 AND device_id = $3
 ORDER BY opened_at, session_id
+"""
+# ix_sessions_user_state_last_activity / ix_sessions_device_state_last_activity /
+# ix_sessions_state_last_activity: PH1.L's reads, most recently active first
+SELECT_SESSIONS_OF_USER_IN_STATE = f"""
+SELECT {_columns(SessionRecord)} FROM os_core.sessions WHERE tenant_id = $1 AND user_id = $2 AND session_state = $3
+ORDER BY last_activity_at DESC, session_id LIMIT $4
+"""
+SELECT_SESSIONS_OF_DEVICE_IN_STATE = f"""
+SELECT {_columns(SessionRecord)} FROM os_core.sessions WHERE tenant_id = $1 AND device_id = $2 AND session_state = $3
+ORDER BY last_activity_at DESC, session_id LIMIT $4
+"""
+SELECT_SESSIONS_IN_STATE = f"""
+SELECT {_columns(SessionRecord)} FROM os_core.sessions WHERE tenant_id = $1 AND session_state = $2
+ORDER BY last_activity_at DESC, session_id LIMIT $3
 """
 # ix_conversation_ledger_tenant_correlation_turn
 SELECT_CONVERSATION = f"""
@@ -164,6 +179,27 @@ class FoundationReader:
         """The sessions of a user on a device, oldest first, closed ones included."""
         async with one_tenant(self.conn, tenant_id) as conn:
             rows = await conn.fetch(SELECT_SESSIONS_OF_DEVICE, tenant_id, user_id, device_id)
+        return [_record(SessionRecord, r) for r in rows]
+
+    async def sessions_in_state(
+        self,
+        tenant_id: str,
+        session_state: str,
+        *,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        limit: int = MAX_PAGE,
+    ) -> list[SessionRecord]:
+        """PH1.L: the tenant's sessions in ``session_state`` (of one user, or one device, when given), most
+        recently active first (``last_activity_at``), at most ``limit``."""
+        check_page(limit)
+        async with one_tenant(self.conn, tenant_id) as conn:
+            if user_id is not None:
+                rows = await conn.fetch(SELECT_SESSIONS_OF_USER_IN_STATE, tenant_id, user_id, session_state, limit)
+            elif device_id is not None:
+                rows = await conn.fetch(SELECT_SESSIONS_OF_DEVICE_IN_STATE, tenant_id, device_id, session_state, limit)
+            else:
+                rows = await conn.fetch(SELECT_SESSIONS_IN_STATE, tenant_id, session_state, limit)
         return [_record(SessionRecord, r) for r in rows]
 
     async def conversation(

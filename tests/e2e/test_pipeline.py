@@ -51,7 +51,7 @@ async def test_publish_to_ledger_and_projection(topics: Settings, operator_db: a
     assert sorted(audit_ids + conv_ids) == sorted(expected)
     # Projections: every identity, device and session, with last_event_id pointing at its ledger row.
     rows = await operator_db.fetch(
-        "SELECT s.session_id, s.status, a.event_type FROM os_core.sessions s "
+        "SELECT s.session_id, s.session_state AS status, a.event_type FROM os_core.sessions s "
         "JOIN os_core.audit_events a ON a.event_id = s.last_event_id WHERE s.tenant_id = ANY($1)",
         tenants,
     )

@@ -206,12 +206,12 @@ async def test_ph1f_repositories_write_read_and_stay_in_their_tenant(
     )
     assert await repo.devices(a, a_ids["user"]) == [device]
     session = await repo.session(a, a_ids["session"])
-    assert session is not None and session.status == "CLOSED" and session.closed_at is not None
+    assert session is not None and session.session_state == "CLOSED" and session.closed_at is not None
     assert await repo.sessions(a, a_ids["user"], a_ids["device"]) == [session]
     b_session = await repo.session(b, ids[b]["session"])
-    assert b_session is not None and (b_session.status, b_session.closed_at) == ("OPEN", None)
+    assert b_session is not None and (b_session.session_state, b_session.closed_at) == ("OPEN", None)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        session.status = "OPEN"  # type: ignore[misc]
+        session.session_state = "OPEN"  # type: ignore[misc]
     with pytest.raises(ContractViolation):
         await repo.conversation(a, "thread-1", limit=0)
     with pytest.raises(TenantScopeViolation):

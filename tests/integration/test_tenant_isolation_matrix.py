@@ -306,8 +306,8 @@ def _argument(world: World, name: str, param: inspect.Parameter, owner: str) -> 
     ``owner``'s seeded rows, else the parameter's default."""
     if name == "tenant_id":
         return True, owner
-    if name == "idempotency_key":  # NULL in the seeded rows; any key still shows that nothing leaks
-        return True, f"matrix-key-{owner}"
+    if name in ("idempotency_key", "work_order_id", "turn_id"):  # NULL in the seeded rows: any value will do
+        return True, f"matrix-{name}-{owner}"
     for table in world.seed.order:
         row = world.seed.rows[table].get(owner, {})
         if name in row and row[name] is not None:
