@@ -1,4 +1,4 @@
--- 0022: PH1.L session lifecycle on os_core.sessions (PH1_L.md; docs/DB_WIRING/PH1_L.md). The table stays
+-- 0024: PH1.L session lifecycle on os_core.sessions (PH1_L.md; docs/DB_WIRING/PH1_L.md). The table stays
 -- PH1.F's (one reducer per table: consumers/projections/foundation.py); PH1.L adds upstream's five states,
 -- last_activity_at and its indexes. The same change goes to the shadow twin that replay and rebuild fill.
 DO $$
