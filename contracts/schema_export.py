@@ -38,6 +38,7 @@ from contracts.engine_capability_maps import EngineCapabilityMapEventInput
 from contracts.envelope import IDENT_PATTERN, TENANT_PATTERN, EventType, LedgerSpec, Payload
 from contracts.link import DeliveryProof, DraftWrite
 from contracts.pbs import ProcessBlueprintEventInput
+from contracts.ph1_k import AudioRuntimeEvent
 from contracts.ph1_m import MemoryEventInput
 from contracts.position import PositionEventInput, TenantCompanyUpserted
 from contracts.simulation_catalog import SimulationCatalogEventInput
@@ -104,6 +105,7 @@ KEY_RULES: dict[Callable[..., str], KeyRule] = {
     PositionEventInput.aggregate_id: KeyRule("`position:<payload.position_id>`", f"position:{_IDENT}"),
     TenantCompanyUpserted.aggregate_id: KeyRule("`company:<payload.company_id>`", f"company:{_IDENT}"),
     AccessOverrideInput.aggregate_id: KeyRule("`access:<payload.access_instance_id>`", "access:accinst_[0-9a-f]{32}"),
+    AudioRuntimeEvent.aggregate_id: KeyRule("`audio:<payload.device_id>`", f"audio:{_IDENT}"),
     MemoryEventInput.aggregate_id: KeyRule(
         "`memory:<payload.user_id>:<payload.memory_key>`", f"memory:{_IDENT}:[^\\x00]{{1,128}}"
     ),

@@ -79,6 +79,7 @@ OVERRIDES: dict[str, dict[str, Callable[[str, int], Any]]] = {
     "os_process.capreq_ledger": {"action": lambda _t, _i: "CREATE_DRAFT", "status": lambda _t, _i: "DRAFT"},
     # ck_memory_ledger_value: a STORED memory holds a value.
     "os_core.memory_ledger": {"verbatim": lambda t, i: f"value {t} {i}"},
+    "os_core.audio_runtime_events": {"event_type": lambda _t, _i: "K_RUNTIME_EVENT_COMMIT"},
 }
 # BETWEEN bounds (the sheet's 2..5, 5..20, 60000..300000), in the live table and its shadow.
 OVERRIDES["os_core.voice_enrollment_sessions"] = OVERRIDES["selene_shadow.os_core__voice_enrollment_sessions"] = {
