@@ -1,4 +1,4 @@
--- 0024: PH1.K (seed 000 row 11), voice runtime I/O: the ledger audio_runtime_events and its rebuildable
+-- 0025: PH1.K (seed 000 row 11), voice runtime I/O: the ledger audio_runtime_events and its rebuildable
 -- projection audio_runtime_current (docs/DB_WIRING/PH1_K.md), upstream's names, in os_core as upstream has them.
 --
 -- Upstream's created_at (BIGINT ns) is occurred_at; its reason code (BIGINT) a text name; its session id
