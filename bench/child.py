@@ -77,6 +77,7 @@ def _modes() -> dict[str, Callable[[Spec], Coroutine[Any, Any, Result]]]:
     from bench import latency, modes_db, modes_kafka, publish
 
     return {
+        "L0": modes_db.run_l0,
         "L1": modes_db.run_l1,
         "L2": modes_db.run_l2,
         "L3": modes_kafka.run_l3,

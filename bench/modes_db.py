@@ -1,11 +1,14 @@
-"""The two database-only modes: L1 (binary COPY, the ceiling) and L2 (the writer's transaction, no Kafka).
+"""The database-only modes: L0 (SQL alone), L1 (client COPY), L2 (the writer's transaction, no Kafka).
 
 Both write the workload's ledger rows into the real, indexed, constrained tables of the bench database.
 L2 calls ``LedgerWriter._write`` itself, so it is the writer's exact batch transaction (fenced offset lock,
 decode, apply under a savepoint, dead letters, offset advance, commit) and follows any change made to it.
 L1 COPYs the very rows ``LedgerTable.row`` makes, one transaction per batch of the same size, as the
 superuser: PostgreSQL refuses COPY FROM into a table under row-level security for every other role, so
-the ceiling also skips the RLS checks (documented in BENCHMARKS.md).
+it also skips the RLS checks (documented in BENCHMARKS.md); and it computes the hash chain in Python inside
+its timed loop, so it is no database ceiling. L0 is that ceiling: the very same rows, chain links included,
+staged untimed in PostgreSQL, then moved by ``INSERT ... SELECT`` alone, as the writer role (row-level
+security, foreign keys, checks and every index on), one transaction per batch of the same size.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from consumers.ledger import LedgerRow
 from consumers.pipeline import BatchResult, Pipeline, Record
 from consumers.writer import LedgerWriter
 from contracts.settings import Settings
+from sql.tenant_scope import set_scope
+
+#: Where L0 stages its rows (created by the admin role; the writer role may only read it).
+L0_SCHEMA = "bench_l0"
 
 
 def writer_session_settings(settings: Settings) -> dict[str, str]:
@@ -138,6 +145,88 @@ async def run_l1(spec: Spec) -> Result:
                         await admin.copy_records_to_table(
                             name, schema_name=schema, columns=columns, records=_copy_rows(ledger_rows, columns)
                         )
+            seconds += time.perf_counter() - started
+            rows_total += len(rows)
+            passes += 1
+    finally:
+        await admin.close()
+        await pool.close()
+    return rate_result(rows_total, seconds, passes=passes, appended=rows_total)
+
+
+def _staging(table: str) -> str:
+    return f"{L0_SCHEMA}.{table.replace('.', '__')}"
+
+
+async def _stage(
+    admin: asyncpg.Connection, pipeline: Pipeline, batches: Sequence[Sequence[LedgerRow]], writer_role: str
+) -> dict[str, list[str]]:
+    """Untimed: link the rows into their chains (as L1 does, heads stored) and COPY them, with their batch
+    number, into a staging twin of each ledger. Returns each ledger table's column list."""
+    columns: dict[str, list[str]] = {}
+    staged: dict[str, list[tuple[object, ...]]] = {}
+    async with admin.transaction():
+        await admin.execute(f"CREATE SCHEMA IF NOT EXISTS {L0_SCHEMA}")
+        await admin.execute(f"GRANT USAGE ON SCHEMA {L0_SCHEMA} TO {writer_role}")
+        for number, batch in enumerate(batches):
+            by_ledger: dict[str, list[LedgerRow]] = {}
+            for row in batch:
+                by_ledger.setdefault(row.event.ledger, []).append(row)
+            for ledger, ledger_rows in by_ledger.items():
+                table = pipeline.ledger_tables[ledger]
+                cols = columns.setdefault(table.spec.table, [c for c, _ in table.columns])
+                await stamp(admin, table.spec.table, cols, [r.values for r in ledger_rows])
+                staged.setdefault(table.spec.table, []).extend((*row, number) for row in _copy_rows(ledger_rows, cols))
+        for name, records in staged.items():
+            stage = _staging(name)
+            cols = columns[name]
+            await admin.execute(f"DROP TABLE IF EXISTS {stage}")
+            await admin.execute(
+                f"CREATE UNLOGGED TABLE {stage} AS SELECT {', '.join(cols)}, 0 AS batch FROM {name} WITH NO DATA"
+            )
+            schema, stage_name = stage.split(".")
+            await admin.copy_records_to_table(stage_name, schema_name=schema, columns=[*cols, "batch"], records=records)
+            await admin.execute(f"CREATE INDEX ON {stage} (batch)")
+            await admin.execute(f"GRANT SELECT ON {stage} TO {writer_role}")
+            await admin.execute(f"ANALYZE {stage}")
+    return columns
+
+
+async def run_l0(spec: Spec) -> Result:
+    """What PostgreSQL itself can take: L1's rows (same stream, same batches, chain links computed untimed)
+    moved from staging tables by ``INSERT ... SELECT`` as the writer role, tenant scope set, row-level
+    security, deferred foreign keys (checked at each COMMIT, inside the clock), checks and indexes on."""
+    template = Template.load(spec.template)
+    settings = spec.settings
+    pipeline = Pipeline(settings)
+    pool = await create_pool(
+        settings.database_url, max_size=2, server_settings=writer_session_settings(settings), reset_session=False
+    )
+    admin = await asyncpg.connect(settings.database_admin_url)  # plain codecs: jsonb goes in as text
+    writer = InMemoryWriter(settings, pool)
+    rows_total, seconds, passes = 0, 0.0, 0
+    try:
+        role = await pool.fetchval("SELECT current_user")
+        while passes == 0 or seconds < spec.min_seconds:
+            stream = template.variant(token(spec.run_tag, "z", passes))
+            await writer.write_all(writer.records([r for r in stream if r.foundation]))
+            body = [r for r in stream if not r.foundation and not r.duplicate]
+            rows = [i.row for i in pipeline.decode(as_records(body, settings.topic_prefix, 1)) if i.row is not None]
+            batches = list(chunks(rows, settings.batch_max_records))
+            columns = await _stage(admin, pipeline, batches, role)
+            inserts = {
+                table: f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {_staging(table)} "
+                "WHERE batch = $1"
+                for table, cols in columns.items()
+            }
+            scopes = [sorted({r.event.tenant_id for r in batch}) for batch in batches]
+            started = time.perf_counter()
+            for number, tenants in enumerate(scopes):
+                async with pool.acquire() as proxy, proxy.transaction():
+                    conn = cast(asyncpg.Connection, proxy)
+                    await set_scope(conn, tenants)
+                    for insert in inserts.values():
+                        await conn.execute(insert, number)
             seconds += time.perf_counter() - started
             rows_total += len(rows)
             passes += 1

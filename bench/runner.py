@@ -1,6 +1,6 @@
 """``python -m bench run``: every mode on the local services, one after the other, in one run.
 
-Order: set-up (fresh bench database, the workload template, topics filled), then L1, L2 (database only),
+Order: set-up (fresh bench database, the workload template, topics filled), then L0, L1, L2 (database only),
 L3 and drain (the same pre-filled topics), replay (of what drain wrote), naive, peer, publisher, and last
 latency (paced at fractions of this run's drain capacity). A mode that fails is recorded with its error and
 the run goes on. A CHECKPOINT precedes every mode that writes PostgreSQL.
@@ -26,8 +26,8 @@ from bench.stream import Template, build_template, token
 from consumers.writer import ledger_topics
 from contracts.settings import Settings
 
-ALL_MODES = ("L1", "L2", "L3", "drain", "replay", "naive", "peer", "publisher", "latency")
-DB_MODES = {"L1", "L2", "drain", "replay", "naive", "peer", "latency"}
+ALL_MODES = ("L0", "L1", "L2", "L3", "drain", "replay", "naive", "peer", "publisher", "latency")
+DB_MODES = {"L0", "L1", "L2", "drain", "replay", "naive", "peer", "latency"}
 DEFAULT_EVENTS = 60_000
 QUICK_EVENTS = 1_500
 
@@ -123,6 +123,10 @@ async def _fill(run: Run, mode: str, stream_token: str, *, body_only: bool = Fal
     if limit is not None:
         stream = stream[:limit]
     return await produce(settings, stream_items(stream, settings.topic_prefix))
+
+
+async def mode_l0(run: Run) -> dict[str, Any]:
+    return await run.child("L0", run.env.settings("l0"))
 
 
 async def mode_l1(run: Run) -> dict[str, Any]:
@@ -291,6 +295,7 @@ async def _wait_committed(
 
 
 MODES: dict[str, Callable[[Run], Coroutine[Any, Any, dict[str, Any]]]] = {
+    "L0": mode_l0,
     "L1": mode_l1,
     "L2": mode_l2,
     "L3": mode_l3,

@@ -17,7 +17,7 @@ from tests.fixtures.services import ServiceHandle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-RATE_MODES = ("L1", "L2", "L3", "drain", "replay", "naive")
+RATE_MODES = ("L0", "L1", "L2", "L3", "drain", "replay", "naive")
 PERCENTILES = ("p50_ms", "p95_ms", "p99_ms", "p99_9_ms")
 
 
