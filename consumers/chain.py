@@ -97,17 +97,29 @@ _NORM_BY_TYPE: dict[type, Callable[[Any], Any]] = {
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+#: Key of a row's value dict under which ``LedgerTable.row`` leaves ``chained_pairs`` of the row, computed
+#: while decoding (off the batch transaction); not a column name (no SQL identifier holds "#").
+CHAINED_PAIRS = "#chained_pairs"
+
+
+def chained_pairs(values: Mapping[str, Any], columns: Iterable[str]) -> str:
+    """The part of ``row_digest`` that does not depend on the chain position: ``[[column, value], ...]`` as
+    compact JSON over every stored column but ``UNCHAINED``. Computed before the rows' positions are known
+    (when the record is decoded), so that the transaction only joins it with the position and hashes."""
+    norm = _NORM_BY_TYPE.get
+    return _ENCODER.encode([[c, norm(type(v := values[c]), _norm)(v)] for c in columns if c not in UNCHAINED])
+
+
+def digest_of(table: str, seq: int, pairs: str) -> bytes:
+    """``row_digest`` from ``chained_pairs``: the same bytes (compact JSON of a list is its items' JSON
+    joined by commas, and an int's JSON is its decimal form)."""
+    return f"[{_ENCODER.encode(table)},{int(seq)},{pairs}]".encode()
+
+
 def row_digest(table: str, seq: int, values: Mapping[str, Any], columns: Iterable[str]) -> bytes:
     """The canonical bytes of a row at chain position ``seq``: ``[table, seq, [[column, value], ...]]`` as
     compact JSON over every stored column but ``UNCHAINED``, datetimes in UTC ISO form, bytes in hex."""
-    norm = _NORM_BY_TYPE.get
-    pairs = []
-    for c in columns:
-        if c in UNCHAINED:
-            continue
-        v = values[c]
-        pairs.append([c, norm(type(v), _norm)(v)])
-    return _ENCODER.encode([table, seq, pairs]).encode()
+    return digest_of(table, seq, chained_pairs(values, columns))
 
 
 def link(previous: bytes, digest: bytes) -> bytes:
@@ -149,7 +161,10 @@ async def link_tables(
         seq, head = heads[key]
         for values in chains[key]:
             seq += 1
-            head = link(head, row_digest(table, seq, values, columns))
+            pairs = values.get(CHAINED_PAIRS)
+            if pairs is None:
+                pairs = chained_pairs(values, columns)
+            head = link(head, digest_of(table, seq, pairs))
             values["chain_seq"] = seq
             values["row_hash"] = head
         advance = out[table]

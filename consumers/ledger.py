@@ -7,6 +7,7 @@ ledger per batch, whatever the batch size.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from consumers.chain import Advance, advance_cte, link_tables
+from consumers.chain import CHAINED_PAIRS, Advance, advance_cte, chained_pairs, link_tables
 from contracts.codec import canonical_payload, content_sha256
 from contracts.envelope import LedgerEvent, LedgerSpec, event_tag
 from contracts.registry import EVENT_TYPES
@@ -143,6 +144,10 @@ class LedgerTable:
             f"ORDER BY {self.spec.id_column} LIMIT $2"
         )
 
+    @functools.cached_property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
     def envelope_column(self, name: str) -> str:
         """The column that holds envelope column ``name`` in this ledger."""
         return dict(self.renamed).get(name, name)
@@ -171,6 +176,9 @@ class LedgerTable:
         values["source_topic"] = provenance.topic
         values["source_partition"] = provenance.partition
         values["source_offset"] = provenance.offset
+        # The chain digest's position-free part, now (while decoding, ahead of the transaction), not under
+        # the locked chain heads: the transaction only adds the position and hashes (``link_tables``).
+        values[CHAINED_PAIRS] = chained_pairs(values, self.column_names)
         return LedgerRow(event=event, values=values, provenance=provenance)
 
     @property
