@@ -44,9 +44,14 @@ class Encoded:
     headers: list[tuple[str, bytes]]
 
 
+#: ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` without building an encoder per call (it does
+#: when given any argument): the same output, a few microseconds less per decoded record.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def canonical_payload(event: LedgerEvent) -> str:
     """The payload as canonical JSON (sorted keys, no spaces): what is stored and what is hashed."""
-    return json.dumps(event.payload.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(event.payload.model_dump(mode="json"))
 
 
 def content_sha256(event: LedgerEvent, payload_json: str | None = None) -> bytes:
