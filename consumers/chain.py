@@ -47,11 +47,23 @@ FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bytea[]) AS u(topic, part, 
 WHERE c.ledger_table = $1 AND c.source_topic = u.topic AND c.source_partition = u.part
 """
 
+# Every table's chains at once: the heads a batch reached, in the statement that appends its rows.
+ADVANCE_ALL_CHAINS = """
+UPDATE selene_ops.ledger_chains c SET seq = u.seq, head_hash = u.head, updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bytea[]) AS u(tbl, topic, part, seq, head)
+WHERE c.ledger_table = u.tbl AND c.source_topic = u.topic AND c.source_partition = u.part
+"""
+
+
+def renumber(sql: str, first: int) -> str:
+    """``sql`` with its parameters ``$1, $2, ...`` numbered from ``first``, to run inside a larger statement."""
+    return re.sub(r"\$(\d+)", lambda m: f"${first + int(m.group(1)) - 1}", sql.strip())
+
 
 def advance_cte(first: int) -> str:
     """``ADVANCE_CHAINS`` with its parameters numbered from ``first``, to run inside the statement that
     inserts the rows (one round trip instead of two per ledger and batch)."""
-    return re.sub(r"\$(\d+)", lambda m: f"${first + int(m.group(1)) - 1}", ADVANCE_CHAINS.strip())
+    return renumber(ADVANCE_CHAINS, first)
 
 
 @dataclass(frozen=True)

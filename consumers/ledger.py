@@ -16,7 +16,15 @@ from typing import Any
 
 import asyncpg
 
-from consumers.chain import CHAINED_PAIRS, Advance, advance_cte, chained_pairs, link_tables
+from consumers.chain import (
+    ADVANCE_ALL_CHAINS,
+    CHAINED_PAIRS,
+    Advance,
+    advance_cte,
+    chained_pairs,
+    link_tables,
+    renumber,
+)
 from contracts.codec import canonical_payload, content_sha256
 from contracts.envelope import LedgerEvent, LedgerSpec, event_tag
 from contracts.registry import EVENT_TYPES
@@ -107,6 +115,12 @@ class LedgerTable:
             f"INSERT INTO {self.spec.table} ({', '.join(names)}) "
             f"SELECT {select} FROM unnest({args}) AS u({', '.join(names)}) "
             f"ON CONFLICT DO NOTHING RETURNING event_uuid, {self.spec.id_column}"
+        )
+        # The same insert without the chain, as one part of ``insert_ledgers``' statement.
+        self.queries["append"] = (
+            f"INSERT INTO {self.spec.table} ({', '.join(names)}) "
+            f"SELECT {select} FROM unnest({args}) AS u({', '.join(names)}) "
+            f"ON CONFLICT DO NOTHING RETURNING event_uuid, {self.spec.id_column}::bigint AS ledger_id"
         )
         types = {**dict(cols), **{c: t for c, t, _ in self.computed}}
         key_columns = list(dict.fromkeys(c for _, on, when in self.key_kinds for c in (*on, *when)))
@@ -254,14 +268,50 @@ class LedgerTable:
 async def insert_ledgers(
     conn: asyncpg.Connection, pending: Sequence[tuple[LedgerTable, Sequence[LedgerRow]]]
 ) -> list[dict[uuid.UUID, int]]:
-    """Append each table's rows, the chain heads of all of them locked and linked in one round trip first
-    (then one insert per table); returns, per table in order, event uuid -> ledger id of the rows actually
-    inserted."""
+    """Append each table's rows, the chain heads of all of them locked and linked in one round trip first,
+    then every table's rows and every new chain head in one more statement (data-modifying CTEs, each run
+    exactly once), whatever the number of ledgers the batch touches; returns, per table in order, event uuid
+    -> ledger id of the rows actually inserted."""
     names = {t.spec.table: [c for c, _ in t.columns] for t, _ in pending}
     advances = await link_tables(
         conn, {t.spec.table: (names[t.spec.table], [r.values for r in rows]) for t, rows in pending}
     )
-    return [await t.insert(conn, rows, advances[t.spec.table]) for t, rows in pending]
+    out: list[dict[uuid.UUID, int]] = [{} for _ in pending]
+    todo = [(n, t, rows) for n, (t, rows) in enumerate(pending) if rows]
+    if not todo:
+        return out
+    heads: tuple[list[Any], ...] = ([], [], [], [], [])
+    for _, t, _ in todo:
+        advance = advances[t.spec.table]
+        heads[0].extend([t.spec.table] * len(advance.topics))
+        heads[1].extend(advance.topics)
+        heads[2].extend(advance.parts)
+        heads[3].extend(advance.seqs)
+        heads[4].extend(advance.heads)
+    arrays = [[r.values[c] for r in rows] for _, t, rows in todo for c, _ in t.columns]
+    records = await conn.fetch(_insert_all(tuple(t for _, t, _ in todo)), *heads, *arrays)
+    for rec in records:
+        out[todo[rec["part"]][0]][rec["event_uuid"]] = rec["ledger_id"]
+    return out
+
+
+_INSERT_ALL: dict[tuple[str, ...], str] = {}
+
+
+def _insert_all(tables: tuple[LedgerTable, ...]) -> str:
+    """The statement appending to ``tables`` at once: ``ADVANCE_ALL_CHAINS`` ($1-$5), then each table's
+    ``append`` with its column arrays numbered after the previous table's; returns (part, event_uuid,
+    ledger_id), part being the table's position in ``tables``. Built once per combination of tables."""
+    key = tuple(t.spec.table for t in tables)
+    query = _INSERT_ALL.get(key)
+    if query is None:
+        parts, first = [f"chain_heads AS ({ADVANCE_ALL_CHAINS.strip()})"], 6
+        for n, table in enumerate(tables):
+            parts.append(f"i{n} AS ({renumber(table.queries['append'], first)})")
+            first += len(table.columns)
+        selects = " UNION ALL ".join(f"SELECT {n} AS part, event_uuid, ledger_id FROM i{n}" for n in range(len(tables)))
+        query = _INSERT_ALL[key] = f"WITH {', '.join(parts)} {selects}"
+    return query
 
 
 def event_from_row(table: LedgerTable, row: Mapping[str, Any]) -> LedgerEvent:

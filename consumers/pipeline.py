@@ -1,9 +1,10 @@
 """One batch of Kafka records into the ledgers, projections and dead letters, inside the caller's transaction.
 
 The writer, the re-drive and (for decisions) the replay share this code. Per batch, whatever its size:
-one query for blocked aggregates, one dedupe look-up and one insert per ledger, one load and one save per
-projection table, one insert of dead letters; a batch whose projections emit rows looks up their keys too
-(one more query per ledger emitted to, see ``apply``). Decisions are taken in Kafka order, per aggregate:
+one query for blocked aggregates, one dedupe look-up per ledger, one statement locking the chain heads and
+one appending every ledger's rows with the new heads, one load and one save per projection table, one
+insert of dead letters; a batch whose projections emit rows looks up their keys too (one more query per
+ledger emitted to, see ``apply``). Decisions are taken in Kafka order, per aggregate:
 
     undecodable / invalid / wrong tenant / oversize  -> dead letter (OPEN, blocks its aggregate)
     aggregate already blocked                         -> dead letter (HELD, in order behind the first)
