@@ -109,11 +109,6 @@ _NORM_BY_TYPE: dict[type, Callable[[Any], Any]] = {
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-#: Key of a row's value dict under which ``LedgerTable.row`` leaves ``chained_pairs`` of the row, computed
-#: while decoding (off the batch transaction); not a column name (no SQL identifier holds "#").
-CHAINED_PAIRS = "#chained_pairs"
-
-
 def chained_pairs(values: Mapping[str, Any], columns: Iterable[str]) -> str:
     """The part of ``row_digest`` that does not depend on the chain position: ``[[column, value], ...]`` as
     compact JSON over every stored column but ``UNCHAINED``. Computed before the rows' positions are known
@@ -149,15 +144,19 @@ async def _lock_heads(conn: asyncpg.Connection, keys: Sequence[ChainKey]) -> dic
 
 
 async def link_tables(
-    conn: asyncpg.Connection, tables: Mapping[str, tuple[Sequence[str], Sequence[dict[str, Any]]]]
+    conn: asyncpg.Connection,
+    tables: Mapping[str, tuple[Sequence[str], Sequence[dict[str, Any]]]],
+    pairs: Mapping[str, Sequence[str | None]] | None = None,
 ) -> dict[str, Advance]:
     """For each ledger table, give its ``rows`` (value dicts about to be inserted, in append order; ``columns``
     are the table's) their chain positions and hashes, with every chain head involved locked in one round
-    trip; returns each table's new heads, which the caller stores in the same transaction."""
-    chains: dict[ChainKey, list[dict[str, Any]]] = {}
+    trip; returns each table's new heads, which the caller stores in the same transaction. ``pairs``: each
+    row's ``chained_pairs`` where already computed (aligned with ``rows``; None: compute it here)."""
+    chains: dict[ChainKey, list[tuple[dict[str, Any], str | None]]] = {}
     for table, (_, rows) in tables.items():
-        for values in rows:
-            chains.setdefault((table, values["source_topic"], values["source_partition"]), []).append(values)
+        known = (pairs or {}).get(table) or [None] * len(rows)
+        for values, pair in zip(rows, known, strict=True):
+            chains.setdefault((table, values["source_topic"], values["source_partition"]), []).append((values, pair))
     keys = sorted(chains)
     heads = await _lock_heads(conn, keys) if keys else {}
     missing = [k for k in keys if k not in heads]
@@ -171,12 +170,9 @@ async def link_tables(
         table, topic, part = key
         columns = tables[table][0]
         seq, head = heads[key]
-        for values in chains[key]:
+        for values, pair in chains[key]:
             seq += 1
-            pairs = values.get(CHAINED_PAIRS)
-            if pairs is None:
-                pairs = chained_pairs(values, columns)
-            head = link(head, digest_of(table, seq, pairs))
+            head = link(head, digest_of(table, seq, pair if pair is not None else chained_pairs(values, columns)))
             values["chain_seq"] = seq
             values["row_hash"] = head
         advance = out[table]

@@ -18,7 +18,6 @@ import asyncpg
 
 from consumers.chain import (
     ADVANCE_ALL_CHAINS,
-    CHAINED_PAIRS,
     Advance,
     advance_cte,
     chained_pairs,
@@ -61,6 +60,8 @@ class LedgerRow:
     event: LedgerEvent
     values: dict[str, Any]
     provenance: Provenance
+    #: ``consumers.chain.chained_pairs`` of ``values``, computed while decoding (ahead of the transaction)
+    chained: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def content_sha256(self) -> bytes:
@@ -192,8 +193,8 @@ class LedgerTable:
         values["source_offset"] = provenance.offset
         # The chain digest's position-free part, now (while decoding, ahead of the transaction), not under
         # the locked chain heads: the transaction only adds the position and hashes (``link_tables``).
-        values[CHAINED_PAIRS] = chained_pairs(values, self.column_names)
-        return LedgerRow(event=event, values=values, provenance=provenance)
+        chained = chained_pairs(values, self.column_names)
+        return LedgerRow(event=event, values=values, provenance=provenance, chained=chained)
 
     @property
     def key_kinds(self) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
@@ -274,7 +275,9 @@ async def insert_ledgers(
     -> ledger id of the rows actually inserted."""
     names = {t.spec.table: [c for c, _ in t.columns] for t, _ in pending}
     advances = await link_tables(
-        conn, {t.spec.table: (names[t.spec.table], [r.values for r in rows]) for t, rows in pending}
+        conn,
+        {t.spec.table: (names[t.spec.table], [r.values for r in rows]) for t, rows in pending},
+        {t.spec.table: [r.chained for r in rows] for t, rows in pending},
     )
     out: list[dict[uuid.UUID, int]] = [{} for _ in pending]
     todo = [(n, t, rows) for n, (t, rows) in enumerate(pending) if rows]
