@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from consumers.projections.base import Projection, Rejection, RowView, resolve_event_refs
-from consumers.tables import TableSpec
+from consumers.tables import Row, TableSpec
 from contracts.envelope import LedgerEvent
 from contracts.reasons import SeleneError
 
@@ -76,21 +76,36 @@ class Projector:
         (see the module docstring).
 
         A projection reads only tables written by this projector's projections (or their index views): so
-        that one projection rebuilt alone (``rebuildable``) never reads another's shadow, stale or empty."""
+        that one projection rebuilt alone (``rebuildable``) never reads another's shadow, stale or empty.
+        Rows named by ``Projection.reads_after`` are loaded in a second step, on what the first one found."""
+        events = list(events)
         wanted: dict[TableSpec, set[tuple[Any, ...]]] = {}
         for event in events:
             for projection in self.projections:
                 if projection.handles(event):
                     for table, key in projection.reads(event):
                         wanted.setdefault(table, set()).add(key)
+        view = RowView(await self._load(conn, wanted, shadow))
+        more: dict[TableSpec, set[tuple[Any, ...]]] = {}
+        for event in events:
+            for projection in self.projections:
+                if projection.handles(event):
+                    for table, key in projection.reads_after(view, event):
+                        if key not in wanted.get(table, ()):
+                            more.setdefault(table, set()).add(key)
+        for table, rows in (await self._load(conn, more, shadow)).items():
+            view.add_loaded(table, rows)
+        return view
+
+    async def _load(
+        self, conn: asyncpg.Connection, wanted: dict[TableSpec, set[tuple[Any, ...]]], shadow: bool
+    ) -> dict[TableSpec, dict[tuple[Any, ...], Row]]:
         if stray := [t.name for t in wanted if t not in self._readable]:
             raise ValueError(f"projections {self.names} read tables none of them writes: {stray}")
-        return RowView(
-            {
-                table: await table.load(conn, wanted[table], shadow=shadow, lock=table not in self.index_tables)
-                for table in sorted(wanted, key=lambda t: (t.name, t.key))
-            }
-        )
+        return {
+            table: await table.load(conn, wanted[table], shadow=shadow, lock=table not in self.index_tables)
+            for table in sorted(wanted, key=lambda t: (t.name, t.key))
+        }
 
     def apply(self, view: RowView, event: LedgerEvent) -> None:
         """Stage ``event``'s changes in ``view`` (every projection that handles it, in order); the caller

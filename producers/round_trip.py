@@ -7,8 +7,8 @@ what is rechecked at publish time: the event's size, its payload's size bound, a
 ``frozen=True`` does not protect from in-place mutation.
 
 The shapes are an allow-list read from each model's pydantic core schema, so a contract that gains a type or
-an option whose JSON does not round trip (a float: inf and NaN are written as ``null``; bytes; an alias; a
-computed field, which the decoder refuses as an unknown field; a custom serialiser; a plain or wrap
+an option whose JSON does not round trip (a float that allows inf and NaN, written as ``null``; bytes; an alias;
+a computed field, which the decoder refuses as an unknown field; a custom serialiser; a plain or wrap
 validator that may treat JSON and Python input differently) falls back to the full round trip until
 someone has checked it and added it here. Before and after validators are allowed: they see the same
 values either way (the contracts' ones refuse by value, never by input mode).
@@ -50,6 +50,9 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     "str": _COMMON | {"min_length", "max_length", "pattern"},
     "int": _COMMON | {"ge", "le", "gt", "lt"},
     "bool": _COMMON,
+    # Finite floats only (``allow_inf_nan=False``, checked in ``schema_types``): pydantic writes the shortest
+    # repr, which reads back to the same float; inf and NaN would be written as ``null``.
+    "float": _COMMON | {"ge", "le", "gt", "lt", "allow_inf_nan"},
     "uuid": _COMMON,
     "datetime": _COMMON | {"tz_constraint", "microseconds_precision"},
     "dict": _COMMON | {"keys_schema", "values_schema", "min_length", "max_length"},
@@ -75,7 +78,7 @@ def schema_types(schema: Any) -> set[str] | None:
             allowed = ALLOWED.get(kind)
             if allowed is None or not node.keys() <= allowed or node.get("computed_fields"):
                 return False
-            if "serialization" in node:
+            if "serialization" in node or (kind == "float" and node.get("allow_inf_nan") is not False):
                 return False
             found.add(kind)
         return all(walk(v) for k, v in node.items() if k not in _DATA_KEYS)

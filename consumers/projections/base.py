@@ -64,6 +64,11 @@ class RowView:
             return staged[key]
         return self._rows.get(table, {}).get(key)
 
+    def add_loaded(self, table: TableSpec, rows: dict[tuple[Any, ...], Row]) -> None:
+        """Rows of a second load step (``Projection.reads_after``), before any event is applied."""
+        self._rows.setdefault(table, {}).update(rows)
+        self.loaded_keys[table] = self.loaded_keys.get(table, frozenset()) | frozenset(rows)
+
     def put(self, table: TableSpec, row: Row) -> None:
         self._staged.setdefault(table, {})[table.row_key(row)] = row
 
@@ -131,6 +136,12 @@ class Projection(ABC):
     @abstractmethod
     def reads(self, event: LedgerEvent) -> Iterable[RowRef]:
         """The rows ``apply`` will look at or change for ``event``."""
+
+    def reads_after(self, view: RowView, event: LedgerEvent) -> Iterable[RowRef]:
+        """Rows ``apply`` also needs whose keys only the rows of ``reads`` tell (PH1.W: the binding an index
+        view names active). Asked once, on the rows as loaded; the caller loads them in a second step, so
+        a row that events of the same batch create or change is in the view already."""
+        return ()
 
     @abstractmethod
     def apply(self, view: RowView, event: LedgerEvent) -> None:

@@ -2,8 +2,9 @@
 a slice's declaration (``contracts.slice``) instead of written by hand.
 
 Column types come from the payload fields' annotations (``pg_type``): text for strings, literals and
-uuids, integer for bounded ints, boolean, timestamptz, jsonb for mappings and lists. The drift test
-(tests/integration/test_slice_drift.py) holds every derived column and type against the migrated catalog.
+uuids, integer for bounded ints, double precision for floats, boolean, timestamptz, jsonb for mappings and
+lists. The drift test (tests/integration/test_slice_drift.py)
+holds every derived column and type against the migrated catalog.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ _SCALARS: dict[type, str] = {
     str: "text",
     bool: "boolean",
     int: "integer",
+    float: "double precision",
     uuid.UUID: "uuid",
     datetime.datetime: "timestamptz",
     AwareDatetime: "timestamptz",

@@ -87,6 +87,18 @@ OVERRIDES["os_core.voice_enrollment_sessions"] = OVERRIDES["selene_shadow.os_cor
     "max_total_attempts": lambda _t, _i: 8,
     "max_session_enroll_time_ms": lambda _t, _i: 120000,
 }
+# PH1.W: the sheet's bounds (attempts <= max), and a runtime event is accepted iff its reason says so.
+OVERRIDES["os_core.wake_enrollment_sessions"] = OVERRIDES["selene_shadow.os_core__wake_enrollment_sessions"] = {
+    "pass_target": lambda _t, _i: 3,
+    "max_attempts": lambda _t, _i: 8,
+    "enrollment_timeout_ms": lambda _t, _i: 300000,
+    "attempt_count": lambda _t, _i: 1,
+}
+OVERRIDES["os_core.wake_enrollment_samples"] = {"sample_duration_ms": lambda _t, _i: 1000}
+OVERRIDES["os_core.wake_runtime_events"] = {
+    "accepted": lambda _t, _i: True,
+    "reason_code": lambda _t, _i: "W_WAKE_ACCEPTED",
+}
 
 _ANY_ARRAY = re.compile(r"\(?\(?(\w+)\)?(?:::\w+)? = ANY \(+ARRAY\[(.*?)\]")
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")

@@ -23,6 +23,7 @@ from consumers.projections import LEDGER_TABLES
 from contracts.envelope import LedgerEvent, new_event
 from contracts.link import LinkDelivery, delivery_proof
 from contracts.ph1_voice_id import VoiceSampleEvent
+from contracts.ph1_w import METRICS, WakeRuntimeEvent, WakeSampleEvent
 from contracts.registry import REGISTRY
 from contracts.slice import ExampleContext
 from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
@@ -149,6 +150,18 @@ LEDGER_ROWS = {
     "os_core.link_delivery_proofs": derived_row(
         "link_delivery_proofs",
         lambda events: [delivery_proof(e, uuid.uuid4()) for e in events if isinstance(e.payload, LinkDelivery)],
+    ),
+    "os_core.wake_enrollment_samples": emitted_row(
+        WakeSampleEvent,
+        lambda c: {**METRICS, "wake_enrollment_session_id": f"wake_enr_{c}"[:64], "sample_seq": 1, "result": "PASS"},
+    ),
+    # Its events all carry a key (the runtime ledger's scope); these rows test a NULL key too.
+    "os_core.wake_runtime_events": emitted_row(
+        WakeRuntimeEvent,
+        lambda c: (
+            {"wake_event_id": f"w-{c}", "device_id": f"d-{c}", "accepted": True, "reason_code": "W_WAKE_ACCEPTED"}
+            | {"tts_active_at_trigger": False, "media_playback_active_at_trigger": False}
+        ),
     ),
 }
 

@@ -22,6 +22,8 @@ EXTRA_UNIQUE = {
     "os_process.artifacts_ledger": "ux_artifacts_ledger_scope_type_scope_id_type_version",
     # The override id derives from the key: a row with the key dropped still holds its override id.
     "os_core.access_overrides": "ux_access_overrides_tenant_override",
+    # A session's sample_seq is unique: these rows are all the first sample of their correlation's session.
+    "os_core.wake_enrollment_samples": "ux_wake_enrollment_samples_session_seq",
 }
 
 

@@ -10,6 +10,8 @@ isolation, append-only and schema tests; the tamper tests run over ``LEDGER_TABL
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 import pytest
 
@@ -25,11 +27,16 @@ SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, t.typtyp
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
 """
+# Unique keys, and the keys of partial ones (unique, or an exclusion of equal columns: PH1.W's one row per
+# user and device WHERE a status or flag holds) with the columns their predicate fixes.
 UNIQUE_KEYS = """
-SELECT array_agg(a.attname ORDER BY k.i) AS columns
+SELECT array_agg(a.attname ORDER BY k.i) AS columns, pg_get_expr(x.indpred, x.indrelid) AS predicate
 FROM pg_index x CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(n, i)
 JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n
-WHERE x.indrelid = $1::regclass AND x.indisunique GROUP BY x.indexrelid
+WHERE x.indrelid = $1::regclass AND (x.indisunique OR (x.indisexclusion AND NOT EXISTS (
+  SELECT FROM pg_constraint c CROSS JOIN LATERAL unnest(c.conexclop) o
+  WHERE c.conindid = x.indexrelid AND o::regoperator::text NOT LIKE '=(%')))
+GROUP BY x.indexrelid
 """
 APPEND_ONLY = """
 SELECT tgrelid::regclass::text AS tbl, tgname, tgargs FROM pg_trigger
@@ -69,7 +76,10 @@ async def test_every_projection_column_exists_with_its_type_and_its_key_is_uniqu
     actual = await _columns(operator_db, table.name)
     wrong = {c: (t, actual.get(c)) for c, t in table.columns if actual.get(c) != t}
     assert wrong == {}, f"{projection} -> {table.name}: declared type vs catalog"
-    unique = {tuple(r["columns"]) for r in await operator_db.fetch(UNIQUE_KEYS, table.name)}
+    unique = [
+        (*r["columns"], *(c for c in actual if r["predicate"] and re.search(rf"\b{c}\b", r["predicate"])))
+        for r in await operator_db.fetch(UNIQUE_KEYS, table.name)
+    ]
     assert any(set(k) == set(table.key) for k in unique), (table.key, unique)
 
 

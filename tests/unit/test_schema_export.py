@@ -315,6 +315,8 @@ def _from_schema(node: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrateg
         return st.booleans()
     if kind == "integer":
         return st.integers(node.get("minimum", -(2**31)), node.get("maximum", 2**31))
+    if kind == "number":  # finite floats (PH1.W's metrics)
+        return st.floats(node.get("minimum"), node.get("maximum"), allow_nan=False, allow_infinity=False)
     if kind == "string":
         if node.get("format") == "uuid":
             return st.uuids().map(str)
