@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.audit import AUDIT_EVENTS, Attributes, AuditPayload, Hash128, LedgerRef
 from contracts.envelope import (
@@ -154,7 +154,29 @@ class ConversationTurn(Payload):
     by Selene with the text ``[REDACTED]`` naming the row it redacts (which stays).
 
     The fields after ``metadata`` came after the wire contract: left out of the canonical payload while they
-    hold their default (an older event's content hash is unchanged); PostgreSQL generates their columns."""
+    hold their default (an older event's content hash is unchanged); PostgreSQL generates their columns.
+    The tombstone rules are in the exported JSON Schema too, so a foreign producer's validator agrees."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"source": {"const": "TOMBSTONE"}}, "required": ["source"]},
+            "then": {
+                "required": ["tombstone_of_conversation_turn_id", "tombstone_reason_code"],
+                "properties": {
+                    "speaker": {"const": "SELENE"},
+                    "text": {"const": REDACTED},
+                    "tombstone_of_conversation_turn_id": {"not": {"type": "null"}},
+                    "tombstone_reason_code": {"not": {"type": "null"}},
+                },
+            },
+            "else": {
+                "properties": {
+                    "tombstone_of_conversation_turn_id": {"type": "null"},
+                    "tombstone_reason_code": {"type": "null"},
+                }
+            },
+        }
+    )
 
     speaker: Literal["USER", "SELENE"]
     source: Literal["VOICE", "TEXT", "SYSTEM", "TOMBSTONE"]

@@ -494,8 +494,8 @@ def audit_event(event: LedgerEvent, status: str) -> LedgerEvent:
         engine_id=ENGINE_ID,
         correlation_id=event.correlation_id,
         turn_id=event.turn_id,
-        # The audit ledger dedupes on (tenant, correlation, key): a key of its own, so that an engine's key in
-        # the same thread can never collide with it. The work-order event's key is in the payload.
+        # A row naming a work order dedupes on (tenant, work order, key): a key of its own, so that an engine's
+        # key about the same work order can never collide with it. The work-order event's key is in the payload.
         idempotency_key=f"{event.ledger}:{event.event_id}",
         occurred_at=event.occurred_at,
         payload={

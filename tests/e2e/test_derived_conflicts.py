@@ -64,7 +64,8 @@ def work_order(tenant: str, wo: str, n: int = 1, **payload: object) -> LedgerEve
 
 
 def squatter(source: LedgerEvent, summary: str = "an engine's own row") -> LedgerEvent:
-    """An engine's audit event that takes the scoped key the work-order projection derives for ``source``."""
+    """An engine's audit event that takes the scoped key the work-order projection derives for ``source``: a
+    row naming a work order dedupes on (tenant, work order, key) (docs/DB_WIRING/PH1_J.md), so it names it."""
     return new_event(
         AuditRecordedEvent,
         tenant_id=source.tenant_id,
@@ -72,7 +73,11 @@ def squatter(source: LedgerEvent, summary: str = "an engine's own row") -> Ledge
         correlation_id=source.correlation_id,
         idempotency_key=f"work_order_ledger:{source.event_id}",
         occurred_at=AT,
-        payload={"reason_code": "NLP_OK", "summary": summary},
+        payload={
+            "reason_code": "NLP_OK",
+            "summary": summary,
+            "work_order_id": source.payload.model_dump()["work_order_id"],
+        },
     )
 
 

@@ -546,3 +546,52 @@ def test_key_schemas_refuse_a_wrong_aggregate(schemas: Export) -> None:
     assert Draft202012Validator(pattern).is_valid("t1/ecm:PH1.X:CAP")
     assert not Draft202012Validator(pattern).is_valid("t1/corr-1")
     assert not Draft202012Validator(pattern).is_valid("t1/ecm:PH1.X:CAP\n")
+
+
+def _turn(**payload: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "tenant_id": "t1",
+        "engine_id": "PH1.F",
+        "ledger": "conversation_ledger",
+        "event_type": "CONVERSATION_TURN_RECORDED",
+        "schema_version": 1,
+        "correlation_id": "c1",
+        "turn_id": "turn-1",
+        "occurred_at": "2026-01-02T03:04:05Z",
+        "payload": {"speaker": "USER", "source": "TEXT", "text": "hello", "user_id": "u1", **payload},
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "valid"),
+    [
+        ({}, True),
+        ({"tombstone_reason_code": "USER_ASKED"}, False),  # only a TOMBSTONE row names a reason (drawn once)
+        ({"tombstone_of_conversation_turn_id": 7}, False),
+        ({"speaker": "SELENE", "source": "TOMBSTONE", "text": "[REDACTED]"}, False),  # names no turn
+        (
+            {
+                "speaker": "SELENE",
+                "source": "TOMBSTONE",
+                "text": "[REDACTED]",
+                "tombstone_of_conversation_turn_id": 7,
+                "tombstone_reason_code": "USER_ASKED",
+            },
+            True,
+        ),
+        (
+            {
+                "source": "TOMBSTONE",
+                "text": "[REDACTED]",
+                "tombstone_of_conversation_turn_id": 7,
+                "tombstone_reason_code": "USER_ASKED",
+            },
+            False,  # the user's
+        ),
+    ],
+)
+def test_the_tombstone_rules_are_in_the_schema(schemas: Export, payload: dict[str, Any], valid: bool) -> None:
+    doc = _turn(**payload)
+    assert writer_verdict(json.dumps(doc).encode()) is valid
+    assert schema_verdict(schemas, doc) is valid
