@@ -19,8 +19,8 @@ HEADER = (
 
 
 def rows() -> list[str]:
-    """One markdown row per declared slice, in seed 000 order."""
-    out = []
+    """One markdown row per seed 000 row: a declared slice, or a row a slice carries (``also``), in order."""
+    out: list[tuple[int, str]] = []
     for s in sorted(REGISTRY.slices, key=lambda s: (s.seed_row, s.name)):
         owned = [c.spec.table for c in s.ledgers]
         current = [t.name for p in wiring(s.name).projections for t in p.writes]
@@ -28,11 +28,18 @@ def rows() -> list[str]:
         tables = ", ".join(f"`{t}`" for t in [*owned, *current])
         if on:
             tables += (" and " if tables else "") + "rows on " + ", ".join(f"`{t}`" for t in on)
-        out.append(
-            f"| {s.seed_row} | {', '.join(s.engines)} | `{s.name}` | {KINDS[s.kind]} | {tables} | "
-            f"{s.acceptance}-01..04 | [{s.doc.rsplit('/', 1)[-1]}]({s.doc}) |"
-        )
-    return out
+        out.append((s.seed_row, _row(s.seed_row, s.engines, s.name, s.kind, tables, s.acceptance, s.doc)))
+        for r in s.also:  # another seed row carried on this slice's tables
+            on_tables = ", ".join(f"`{t}`" for t in r.tables) + " (in the `" + s.name + "` slice)"
+            out.append((r.row, _row(r.row, r.engines, s.name, s.kind, on_tables, r.acceptance, r.doc)))
+    return [row for _, row in sorted(out, key=lambda x: x[0])]
+
+
+def _row(seed_row: int, engines: tuple[str, ...], name: str, kind: str, tables: str, acceptance: str, doc: str) -> str:
+    return (
+        f"| {seed_row} | {', '.join(engines)} | `{name}` | {KINDS[kind]} | {tables} | "
+        f"{acceptance}-01..04 | [{doc.rsplit('/', 1)[-1]}]({doc}) |"
+    )
 
 
 def table() -> str:

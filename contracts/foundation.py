@@ -27,7 +27,7 @@ from contracts.envelope import (
     define_event,
 )
 from contracts.reasons import ReasonCode
-from contracts.slice import LedgerColumns, SliceContract
+from contracts.slice import LedgerColumns, SeedRow, SliceContract
 
 
 def _is_none(value: Any) -> bool:
@@ -214,6 +214,7 @@ SLICE = SliceContract(
     seed_row=1,
     doc="docs/DB_WIRING/PH1_F.md",
     acceptance="AT-PH1-F-DB",
+    also=(SeedRow(8, ("PH1.L",), ("os_core.sessions",), "AT-L-DB", "docs/DB_WIRING/PH1_L.md"),),
     ledgers=(
         LedgerColumns(
             CONVERSATION_LEDGER,

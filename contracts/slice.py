@@ -103,6 +103,18 @@ class ExampleContext:
 
 
 @dataclass(frozen=True)
+class SeedRow:
+    """Another row of seed 000 that a slice carries on its own tables (PH1.L's session lifecycle lives in the
+    foundation slice, which owns ``os_core.sessions``: one reducer per table), with its own doc and ids."""
+
+    row: int
+    engines: tuple[str, ...]
+    tables: tuple[str, ...]
+    acceptance: str
+    doc: str
+
+
+@dataclass(frozen=True)
 class SliceContract:
     """One engine slice, declared once. ``name`` is the file name the slice's modules share across layers:
     ``contracts/<name>.py``, ``consumers/projections/<name>.py`` (only for hand-written reducers),
@@ -128,6 +140,8 @@ class SliceContract:
     examples: Callable[[ExampleContext], list[LedgerEvent]] | None = None
     """Valid events of this slice for one user (one independent piece of its work, distinct per ``n``): the
     demo's and the benchmark's workloads and the shared acceptance suite take them from here."""
+    also: tuple[SeedRow, ...] = ()
+    """Other seed rows this slice carries (the README's table gives each its row)."""
 
     def __post_init__(self) -> None:
         stray = self.non_blocking - set(self.reasons)
