@@ -8,6 +8,7 @@ import logging
 import os
 import pty
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,22 @@ async def test_progress_is_redrawn_on_a_terminal(topics: Settings, run_id: str) 
     w = build(tenants=1, users_per_tenant=1, events=10, bad=False, run_id=run_id)
     await publish(topics, w.foundation + w.events)
     leader, follower = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain_terminal() -> None:
+        """Read the terminal while the writer runs: a pseudo-terminal holds only some 20 KB, and a writer
+        claiming every ledger's partitions (a line each) blocked on a full one when it was read afterwards."""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain_terminal, daemon=True)
+    reader.start()
     try:
         done = await asyncio.to_thread(
             subprocess.run, [*CLI, "consume", "--until-caught-up"], env=cli_env(topics), cwd=ROOT,
@@ -85,19 +102,13 @@ async def test_progress_is_redrawn_on_a_terminal(topics: Settings, run_id: str) 
         )  # fmt: skip
         os.close(follower)
         follower = -1
-        out = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the terminal's other side is closed and drained
-                break
-            if not chunk:
-                break
-            out += chunk
+        await asyncio.to_thread(reader.join, 30)
     finally:
-        os.close(leader)
         if follower >= 0:
             os.close(follower)
+        reader.join(30)
+        os.close(leader)
+    out = b"".join(chunks)
     assert done.returncode == 0, out
     assert b"\rwriter: consumed" in out
     assert b"progress: writer:" not in out  # no periodic log lines on a terminal
