@@ -109,6 +109,12 @@ _NORM_BY_TYPE: dict[type, Callable[[Any], Any]] = {
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+def canonical_json(value: Any) -> str:
+    """A jsonb column's value as the chain digests it: compact JSON, keys sorted (PostgreSQL's jsonb keeps
+    neither the writer's key order nor its spacing, so both sides digest this form)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def chained_pairs(values: Mapping[str, Any], columns: Iterable[str]) -> str:
     """The part of ``row_digest`` that does not depend on the chain position: ``[[column, value], ...]`` as
     compact JSON over every stored column but ``UNCHAINED``. Computed before the rows' positions are known

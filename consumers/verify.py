@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from consumers.chain import GENESIS, link, row_digest
+from consumers.chain import GENESIS, canonical_json, link, row_digest
 from consumers.ledger import LedgerTable
 
 CHAINS = "SELECT ledger_table, source_topic, source_partition, seq, head_hash FROM selene_ops.ledger_chains"
@@ -97,6 +97,7 @@ async def verify(
     for table in tables.values():
         name = table.spec.table
         cols = [c for c, _ in table.columns]
+        jsonb = [c for c, t in table.columns if t == "jsonb" and c != "payload"]
         unchained = await conn.fetchval(UNCHAINED.format(table=name)) if topic_prefix is None else 0
         if unchained:
             report.problems.append(f"{name}: {unchained} rows carry no chain link")
@@ -125,6 +126,11 @@ async def verify(
                         report.problems.append(f"{where}: the payload does not match its content hash")
                         broken = True
                         break
+                    for c in jsonb:  # stored jsonb, digested in the writer's canonical text
+                        if isinstance(v := values[c], str):
+                            values[c] = canonical_json(json.loads(v))
+                        elif v is not None:  # a connection with a jsonb codec hands it over decoded
+                            values[c] = canonical_json(v)
                     seq += 1
                     head = link(head, row_digest(name, seq, values, cols))
                     if head != bytes(r["row_hash"]):

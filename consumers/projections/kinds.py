@@ -10,7 +10,6 @@ holds every derived column and type against the migrated catalog.
 from __future__ import annotations
 
 import datetime
-import json
 import types
 import typing
 import uuid
@@ -20,6 +19,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime
 from pydantic.fields import FieldInfo
 
+from consumers.chain import canonical_json
 from consumers.ledger import ENVELOPE_COLUMNS, Extractor, LedgerTable
 from consumers.projections.base import Projection, Rejection, RowRef, RowView
 from consumers.tables import Row, TableSpec
@@ -67,9 +67,10 @@ def field_type(info: FieldInfo) -> str:
 
 
 def _getter(name: str, required: bool, pg: str = "text") -> Extractor:
-    if pg == "jsonb":  # the ledger's insert takes jsonb columns as their JSON text
+    if pg == "jsonb":  # the ledger's insert takes jsonb columns as their JSON text, keys sorted: the text is
+        # what the hash chain digests, and `verify` digests the stored jsonb in the same canonical form
         get = _getter(name, required)
-        return lambda e: None if (v := get(e)) is None else json.dumps(v, separators=(",", ":"))
+        return lambda e: None if (v := get(e)) is None else canonical_json(v)
     if required:
         return lambda e: getattr(e.payload, name)
     return lambda e: getattr(e.payload, name, None)

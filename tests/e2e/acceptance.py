@@ -35,6 +35,7 @@ from consumers.ledger import event_from_row
 from consumers.projections import LEDGER_TABLES, wiring
 from consumers.rebuild import Rebuilder
 from consumers.tables import TableSpec
+from consumers.verify import verify
 from contracts.codec import encode
 from contracts.envelope import LedgerEvent, new_event
 from contracts.foundation import DeviceRegisteredEvent, IdentityUpsertedEvent, SessionOpenedEvent
@@ -210,6 +211,9 @@ class SliceAcceptance:
         await publish(topics, published)
         assert not (await drain(topics)).result.dead_lettered
         assert await rebuild_equals_live(topics, [a, b]) == []
+        # and the hash chains the writer extended verify (a jsonb column once broke them: key order)
+        report = await verify(operator_db, LEDGER_TABLES, None, topic_prefix=topics.topic_prefix)
+        assert report.problems == []
         tables = self.current_tables()
         if not tables:
             # No current state: the ledger rows are the record, and they read back as the events published.
