@@ -260,7 +260,8 @@ def examples(ctx: ExampleContext) -> list[LedgerEvent]:
         new_event(
             model,
             **common,
-            idempotency_key=f"{model.event_type_name.lower()}-{ctx.n}",
+            # A generate's key is the tenant's (one draft per key), so each user's examples take their own.
+            idempotency_key=f"{model.event_type_name.lower()}-{ctx.user_id}-{ctx.n}",
             occurred_at=ctx.at,
             payload={**ids, "write_hash": f"write_{i}_{ctx.n}", **payload},
         )
