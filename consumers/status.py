@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.deadletters import counts_by_reason
 from consumers.offsets import Claim, stored_offsets
+from contracts.envelope import LedgerEvent
 from contracts.kafka_clients import reader_options
 from contracts.reasons import SeleneError
-from contracts.registry import LEDGERS
+from contracts.registry import LEDGERS, REGISTRY
 from contracts.settings import Settings
 
 log = logging.getLogger("selene.status")
@@ -127,6 +129,25 @@ async def lag(settings: Settings, conn: asyncpg.Connection) -> list[PartitionLag
     ends = await end_offsets(settings, topics)
     stored = await stored_offsets(conn, settings.consumer_group)
     return [PartitionLag(t, p, end, stored.get((t, p), 0)) for (t, p), end in sorted(ends.items())]
+
+
+COUNT_EVENTS_IN = "SELECT count(*) FROM {table} WHERE event_uuid = ANY($1::uuid[])"
+
+
+async def slice_counts(conn: asyncpg.Connection, events: Sequence[LedgerEvent]) -> dict[str, tuple[int, int]]:
+    """Per slice of the registry: how many distinct ``events`` are its own, and how many of those are rows of their
+    ledgers now (run as the operator role). Rows a projection derived (a work order's audit row) count
+    nowhere: only the events themselves, looked up by id."""
+    slice_of = {m: s.name for s in REGISTRY.slices for m in s.events}
+    ids: dict[tuple[str, str], set[uuid.UUID]] = {}
+    for e in events:  # a re-sent event (a duplicate) counts once
+        ids.setdefault((slice_of.get(type(e), "?"), e.spec.table), set()).add(e.event_id)
+    out = {s.name: (0, 0) for s in REGISTRY.slices}
+    for (name, table), found in ids.items():
+        n = await conn.fetchval(COUNT_EVENTS_IN.format(table=table), list(found))
+        sent, rows = out.get(name, (0, 0))
+        out[name] = (sent + len(found), rows + n)
+    return out
 
 
 async def ledger_counts(conn: asyncpg.Connection) -> dict[str, int]:
