@@ -57,7 +57,9 @@ WHERE c.relname LIKE 'ux\\_%\\_chain'
 
 
 async def no_chain(
-    conn: asyncpg.Connection, tables: Mapping[str, tuple[Sequence[str], Sequence[dict[str, Any]]]]
+    conn: asyncpg.Connection,
+    tables: Mapping[str, tuple[Sequence[str], Sequence[dict[str, Any]]]],
+    pairs: Mapping[str, Sequence[str | None]] | None = None,
 ) -> dict[str, Advance]:
     """``consumers.chain.link_tables`` with the chain taken out: no statement, no digest, NULL links, and no
     head to advance (the insert's chain-head update then matches nothing)."""

@@ -34,6 +34,12 @@ from sql.tenant_scope import set_scope
 #: Where L0 stages its rows (created by the admin role; the writer role may only read it).
 L0_SCHEMA = "bench_l0"
 
+#: Ledgers whose rows a pass cannot repeat under fresh tenants: an access override's instance id is derived
+#: from (tenant, user, key) inside the payload, which ``Template.variant`` does not re-derive, and the sheet's
+#: unique ACTIVE-scope index is not tenant-led, so the second pass of L0/L1 (COPY, no writer to dead-letter
+#: it) failed on it. 9 rows in ~70,000; the writer modes keep them (a repeat is a dead letter there).
+NOT_REPEATABLE = frozenset({"access_overrides"})
+
 
 def writer_session_settings(settings: Settings) -> dict[str, str]:
     """The session settings ``LedgerWriter.run`` gives its pool (kept in step by hand: the writer builds them
@@ -129,7 +135,11 @@ async def run_l1(spec: Spec) -> Result:
             stream = template.variant(token(spec.run_tag, str(spec.params.get("letter", "a")), passes))
             await writer.write_all(writer.records([r for r in stream if r.foundation]))
             body = [r for r in stream if not r.foundation and not r.duplicate]
-            rows = [i.row for i in pipeline.decode(as_records(body, settings.topic_prefix, 1)) if i.row is not None]
+            rows = [
+                i.row
+                for i in pipeline.decode(as_records(body, settings.topic_prefix, 1))
+                if i.row is not None and i.row.event.ledger not in NOT_REPEATABLE
+            ]
             started = time.perf_counter()
             for batch in chunks(rows, settings.batch_max_records):
                 async with admin.transaction():
@@ -211,7 +221,11 @@ async def run_l0(spec: Spec) -> Result:
             stream = template.variant(token(spec.run_tag, "z", passes))
             await writer.write_all(writer.records([r for r in stream if r.foundation]))
             body = [r for r in stream if not r.foundation and not r.duplicate]
-            rows = [i.row for i in pipeline.decode(as_records(body, settings.topic_prefix, 1)) if i.row is not None]
+            rows = [
+                i.row
+                for i in pipeline.decode(as_records(body, settings.topic_prefix, 1))
+                if i.row is not None and i.row.event.ledger not in NOT_REPEATABLE
+            ]
             batches = list(chunks(rows, settings.batch_max_records))
             columns = await _stage(admin, pipeline, batches, role)
             inserts = {
