@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from cli.workload import build
+from cli.workload import build, example_events_per_user
 from consumers.pipeline import Record
 from contracts.codec import encode
 from contracts.envelope import LedgerEvent
@@ -140,9 +140,12 @@ def build_template(
     extra: dict[str, int] = {}
     if "work_orders" in inspect.signature(build).parameters:
         extra["work_orders"] = max(1, round(events * WORK_ORDER_SHARE / WORK_ORDER_EVENTS / tenants))
-    if "slice_examples" in inspect.signature(build).parameters:
-        # Every declared slice's examples too (a few per user, ~2 % of the stream), interleaved like work orders.
-        extra["slice_examples"] = max(1, round(events * SLICE_EXAMPLE_SHARE / (tenants * users_per_tenant * 3)))
+    if "example_users" in inspect.signature(build).parameters:
+        # Every declared slice's examples too, ~2 % of the events: one round of them (about 90 events: every
+        # slice's examples) for as many users as that share takes, spread over the tenants, interleaved like
+        # work orders. (Until 2026-12-03 every user got its round: ~35 % of a 60,000-event stream.)
+        extra["slice_examples"] = 1
+        extra["example_users"] = max(1, round(events * SLICE_EXAMPLE_SHARE / example_events_per_user()))
     w = build(
         tenants=tenants,
         users_per_tenant=users_per_tenant,

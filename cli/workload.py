@@ -12,6 +12,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from contracts.audit import AuditRecordedEvent
 from contracts.envelope import LedgerEvent, new_event, uuid7
@@ -35,6 +36,8 @@ from contracts.work_orders import (
     WorkOrderCanceledEvent,
     WorkOrderCreatedEvent,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,14 @@ def build(
     run_id: str | None = None,
     work_orders: int = 0,
     slice_examples: int = 0,
+    example_users: int | None = None,
 ) -> Workload:
     """A deterministic (for a seed) mix; ``run_id`` keeps ids of separate runs apart. ``work_orders`` adds that
     many work orders per tenant to ``events`` (after everything else, so the rest of the mix is unchanged);
     ``slice_examples`` adds that many of every slice's declared examples per user (``SliceContract.examples``),
-    so the workload covers every slice without naming any."""
+    so the workload covers every slice without naming any; ``example_users`` gives them to that many users only
+    (spread over the tenants), for a stream in which the examples are a small share (one user's round is
+    ``example_events_per_user()`` events, about 90)."""
     rng = random.Random(seed)
     run = run_id or uuid.uuid4().hex[:8]
     base = datetime.now(UTC) - timedelta(minutes=5)
@@ -208,11 +214,25 @@ def build(
         for n in range(work_orders):
             tenant, user, _, _ = tenant_users[n % len(tenant_users)]
             w.events += _work_order(tenant, user, f"wo-{run}-{t}-{n}", n, base + timedelta(seconds=n))
+    chosen = users if example_users is None else _spread(users, example_users)
     for n in range(slice_examples):
-        for tenant, user, device, session in users:
+        for tenant, user, device, session in chosen:
             ctx = ExampleContext(tenant, user, device, session, n, base + timedelta(seconds=n))
             w.events += [e for s in REGISTRY.slices if s.examples is not None for e in s.examples(ctx)]
     return w
+
+
+def example_events_per_user() -> int:
+    """How many events one round of every slice's examples gives one user."""
+    ctx = ExampleContext("tenant-probe", "u-probe", "d-probe", "s-probe", 0, datetime.now(UTC))
+    return sum(len(s.examples(ctx)) for s in REGISTRY.slices if s.examples is not None)
+
+
+def _spread(items: list[T], k: int) -> list[T]:
+    """``k`` of ``items`` (all if ``k`` is larger), evenly spaced: with users listed tenant by tenant, every
+    tenant gets its share."""
+    n = len(items)
+    return items if k >= n else [items[i * n // k] for i in range(max(0, k))]
 
 
 def _work_order(tenant: str, user: str, wo: str, n: int, at: datetime) -> list[LedgerEvent]:
