@@ -66,3 +66,41 @@ def test_every_ledger_row_carries_the_pairs_of_what_verify_reads() -> None:
         )
         ledgers.add(event.ledger)
     assert len(ledgers) > 3
+
+
+EDGE_VALUES: list[Any] = [
+    "",
+    'Grüße \u2028 "q" \\ \x01 \x7f \ud7ff \U0001f600 </script>',
+    0,
+    -(10**30),
+    True,
+    False,
+    None,
+    0.5,
+    -0.0,
+    1e-05,
+    1e300,
+    float("nan"),
+    float("inf"),
+    b"",
+    b"\x00\xff",
+    uuid.UUID(int=0),
+    datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+    datetime(1, 1, 1, tzinfo=UTC),
+    {"nested": [1, "x", None]},  # not a ledger column type today: goes through the reference encoder
+]
+
+
+def test_fast_pairs_are_the_reference_text_for_every_value_kind_and_every_slice_row() -> None:
+    """``chained_pairs`` writes the JSON value by value; it must be the one-document encoding's exact text."""
+    from consumers.chain import _reference_pairs
+
+    for i, v in enumerate(EDGE_VALUES):
+        values = {"a": v, "b": EDGE_VALUES[-1 - i], "payload": "{}", "row_hash": b"x"}
+        assert chained_pairs(values, list(values)) == _reference_pairs(values, list(values)), repr(v)
+    assert chained_pairs({}, []) == _reference_pairs({}, []) == "[]"
+    events = build(tenants=1, users_per_tenant=2, events=60, bad=False, work_orders=2, slice_examples=2).events
+    for offset, event in enumerate(events):
+        table = LEDGER_TABLES[event.ledger]
+        row = table.row(event, Provenance("t", 0, offset))
+        assert row.chained == _reference_pairs(row.values, table.column_names)
