@@ -241,16 +241,10 @@ SLICE = SliceContract(
         AccessPermGrantEvent,
         AccessRevokeEvent,
     ),
-    reasons=(
-        ReasonCode.ACCESS_APPEND_ONLY_VIOLATION,
-        ReasonCode.ACCESS_IDEMPOTENCY_REPLAY,
-        ReasonCode.ACCESS_TENANT_SCOPE_VIOLATION,
-        ReasonCode.ACCESS_CONTRACT_VALIDATION_FAILED,
-        ReasonCode.ACCESS_OVERRIDE_SCOPE_CONFLICT,
-    ),
+    reasons=(ReasonCode.ACCESS_OVERRIDE_SCOPE_CONFLICT,),
     # A duplicate changes nothing; a grant refused for its scope leaves the ACTIVE one standing, and later
     # overrides of the instance do not depend on it.
-    non_blocking=frozenset({ReasonCode.ACCESS_IDEMPOTENCY_REPLAY, ReasonCode.ACCESS_OVERRIDE_SCOPE_CONFLICT}),
+    non_blocking=frozenset({ReasonCode.ACCESS_OVERRIDE_SCOPE_CONFLICT}),
     requires=("audit", "foundation"),
     examples=examples,
 )

@@ -109,14 +109,10 @@ SLICE = SliceContract(
     ledgers=(LedgerColumns(ARTIFACTS_LEDGER, ArtifactEventInput),),
     events=(ArtifactRecordedEvent,),
     reasons=(
-        ReasonCode.ART_APPEND_ONLY_VIOLATION,
-        ReasonCode.ART_IDEMPOTENCY_REPLAY,
-        ReasonCode.ART_TENANT_SCOPE_VIOLATION,
-        ReasonCode.ART_CONTRACT_VALIDATION_FAILED,
         ReasonCode.ART_DUPLICATE_KEY,
         ReasonCode.ART_SCOPE_TENANT_MISMATCH,
     ),
     # A duplicate version leaves the first row standing and the artifact consistent: later versions apply.
-    non_blocking=frozenset({ReasonCode.ART_IDEMPOTENCY_REPLAY, ReasonCode.ART_DUPLICATE_KEY}),
+    non_blocking=frozenset({ReasonCode.ART_DUPLICATE_KEY}),
     examples=examples,
 )

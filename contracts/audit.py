@@ -139,5 +139,4 @@ SLICE = SliceContract(
     acceptance="AT-PH1-J-DB",
     ledgers=(LedgerColumns(AUDIT_EVENTS, AuditPayload, generated=("work_order_id", "severity", "evidence_ref")),),
     events=(AuditRecordedEvent,),
-    reasons=(ReasonCode.PH1_J_AUDIT_APPEND_ONLY_VIOLATION,),
 )

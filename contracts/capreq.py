@@ -152,10 +152,6 @@ SLICE = SliceContract(
     ledgers=(LedgerColumns(CAPREQ_LEDGER, CapreqEventInput),),
     events=tuple(EVENT_OF_ACTION.values()),
     reasons=(
-        ReasonCode.CAPREQ_APPEND_ONLY_VIOLATION,
-        ReasonCode.CAPREQ_IDEMPOTENCY_REPLAY,
-        ReasonCode.CAPREQ_TENANT_SCOPE_VIOLATION,
-        ReasonCode.CAPREQ_CONTRACT_VALIDATION_FAILED,
         ReasonCode.CAPREQ_NOT_FOUND,
         ReasonCode.CAPREQ_INVALID_TRANSITION,
         ReasonCode.CAPREQ_TERMINAL_STATE,
@@ -163,6 +159,6 @@ SLICE = SliceContract(
     # A duplicate changes nothing; an action on a closed request (rejected, fulfilled, canceled) is a late
     # word nothing later depends on. A missing request or a transition out of order means the request's
     # stream lost an event: its later events wait behind the dead letter.
-    non_blocking=frozenset({ReasonCode.CAPREQ_IDEMPOTENCY_REPLAY, ReasonCode.CAPREQ_TERMINAL_STATE}),
+    non_blocking=frozenset({ReasonCode.CAPREQ_TERMINAL_STATE}),
     examples=examples,
 )

@@ -160,13 +160,6 @@ SLICE = SliceContract(
             derived=(("status", "text"),),
         ),
     ),
-    reasons=(
-        ReasonCode.ECM_APPEND_ONLY_VIOLATION,
-        ReasonCode.ECM_IDEMPOTENCY_REPLAY,
-        ReasonCode.ECM_TENANT_SCOPE_VIOLATION,
-        ReasonCode.ECM_CONTRACT_VALIDATION_FAILED,
-        ReasonCode.ECM_VERSION_ROUTE_CONFLICT,
-    ),
-    non_blocking=frozenset({ReasonCode.ECM_IDEMPOTENCY_REPLAY, ReasonCode.ECM_VERSION_ROUTE_CONFLICT}),
+    non_blocking=frozenset({ReasonCode.ECM_VERSION_ROUTE_CONFLICT}),
     examples=examples,
 )

@@ -237,7 +237,6 @@ SLICE = SliceContract(
         ConversationTurnEvent,
     ),
     reasons=(
-        ReasonCode.PH1_F_CONVERSATION_APPEND_ONLY_VIOLATION,
         ReasonCode.PH1_L_INVALID_TRANSITION,
         ReasonCode.PH1_L_IMMUTABLE_FIELD_CHANGED,
         ReasonCode.PH1_L_ACTIVITY_WENT_BACK,

@@ -291,16 +291,12 @@ SLICE = SliceContract(
         DeliveryProofEvent,
     ),
     reasons=(
-        ReasonCode.LINK_APPEND_ONLY_VIOLATION,
-        ReasonCode.LINK_IDEMPOTENCY_REPLAY,
-        ReasonCode.LINK_TENANT_SCOPE_VIOLATION,
-        ReasonCode.LINK_CONTRACT_VALIDATION_FAILED,
         ReasonCode.LINK_REFUSE_INVALID,
         ReasonCode.LINK_REFUSE_NOT_FOUND,
     ),
     # A duplicate changes nothing; a commit the link's state refuses (a send after revocation, a second
     # activation on a blocked link) leaves the link as it was, and each later commit is decided on that. A
     # link never generated means its draft's stream lost an event: its later events wait behind the dead letter.
-    non_blocking=frozenset({ReasonCode.LINK_IDEMPOTENCY_REPLAY, ReasonCode.LINK_REFUSE_INVALID}),
+    non_blocking=frozenset({ReasonCode.LINK_REFUSE_INVALID}),
     examples=examples,
 )

@@ -101,14 +101,8 @@ SLICE = SliceContract(
     acceptance="AT-PBS-DB",
     ledgers=(LedgerColumns(PROCESS_BLUEPRINTS, ProcessBlueprintEventInput),),
     events=(ProcessBlueprintRecordedEvent,),
-    reasons=(
-        ReasonCode.PBS_APPEND_ONLY_VIOLATION,
-        ReasonCode.PBS_IDEMPOTENCY_REPLAY,
-        ReasonCode.PBS_TENANT_SCOPE_VIOLATION,
-        ReasonCode.PBS_CONTRACT_VALIDATION_FAILED,
-        ReasonCode.PBS_PROCESS_VERSION_CONFLICT,
-    ),
+    reasons=(ReasonCode.PBS_PROCESS_VERSION_CONFLICT,),
     # A refused registry move leaves the registry as it was and the intent consistent: later events apply.
-    non_blocking=frozenset({ReasonCode.PBS_IDEMPOTENCY_REPLAY, ReasonCode.PBS_PROCESS_VERSION_CONFLICT}),
+    non_blocking=frozenset({ReasonCode.PBS_PROCESS_VERSION_CONFLICT}),
     examples=examples,
 )

@@ -138,15 +138,9 @@ SLICE = SliceContract(
     acceptance="AT-K-DB",
     ledgers=(LedgerColumns(AUDIO_RUNTIME_EVENTS, AudioRuntimeEvent),),
     events=(AudioRuntimeEventCommit,),
-    reasons=(
-        ReasonCode.K_APPEND_ONLY_VIOLATION,
-        ReasonCode.K_IDEMPOTENCY_REPLAY,
-        ReasonCode.K_FAIL_TENANT_SCOPE_MISMATCH,
-        ReasonCode.K_FAIL_EVENT_FIELDS_INVALID,
-        ReasonCode.K_FAIL_SESSION_INVALID,
-    ),
+    reasons=(ReasonCode.K_FAIL_SESSION_INVALID,),
     # A duplicate changes nothing; an event naming another device's session is that event's mistake alone.
-    non_blocking=frozenset({ReasonCode.K_IDEMPOTENCY_REPLAY, ReasonCode.K_FAIL_SESSION_INVALID}),
+    non_blocking=frozenset({ReasonCode.K_FAIL_SESSION_INVALID}),
     requires=("foundation",),
     examples=examples,
 )

@@ -121,13 +121,6 @@ SLICE = SliceContract(
     acceptance="AT-M-DB",
     ledgers=(LedgerColumns(MEMORY_LEDGER, MemoryEventInput),),
     events=(MemoryStoredEvent, MemoryForgottenEvent),
-    reasons=(
-        ReasonCode.M_APPEND_ONLY_VIOLATION,
-        ReasonCode.M_IDEMPOTENCY_REPLAY,
-        ReasonCode.M_TENANT_SCOPE_VIOLATION,
-        ReasonCode.M_CONTRACT_VALIDATION_FAILED,
-    ),
-    non_blocking=frozenset({ReasonCode.M_IDEMPOTENCY_REPLAY}),
     requires=("foundation",),
     examples=examples,
 )

@@ -194,7 +194,6 @@ SLICE = SliceContract(
         VoiceSampleEvent,
     ),
     reasons=(
-        ReasonCode.VID_APPEND_ONLY_VIOLATION,
         ReasonCode.VID_ENROLLMENT_SESSION_NOT_FOUND,
         ReasonCode.VID_ENROLLMENT_SESSION_EXISTS,
         ReasonCode.VID_ENROLLMENT_NOT_LOCKED,

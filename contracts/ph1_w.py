@@ -261,7 +261,6 @@ SLICE = SliceContract(
         WakeRuntimeEvent,
     ),
     reasons=(
-        ReasonCode.W_APPEND_ONLY_VIOLATION,
         ReasonCode.W_ENROLL_ALREADY_IN_PROGRESS,
         ReasonCode.W_ENROLL_SAMPLE_INVALID,
         ReasonCode.W_ENROLL_SAMPLE_SESSION_CLOSED,

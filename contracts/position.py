@@ -197,10 +197,6 @@ SLICE = SliceContract(
     ledgers=(LedgerColumns(POSITION_LIFECYCLE_EVENTS, PositionEventInput),),
     events=(PositionCreateDraftEvent, PositionActivateEvent, PositionRetireOrSuspendEvent, TenantCompanyUpsertedEvent),
     reasons=(
-        ReasonCode.POSITION_APPEND_ONLY_VIOLATION,
-        ReasonCode.POSITION_IDEMPOTENCY_REPLAY,
-        ReasonCode.POSITION_TENANT_SCOPE_VIOLATION,
-        ReasonCode.POSITION_CONTRACT_VALIDATION_FAILED,
         ReasonCode.POSITION_NOT_FOUND,
         ReasonCode.POSITION_DUPLICATE_KEY,
         ReasonCode.POSITION_INVALID_TRANSITION,
@@ -208,7 +204,7 @@ SLICE = SliceContract(
     # A duplicate changes nothing, and a second create of a recorded position (upstream's DuplicateKey)
     # leaves the first standing: later events concern that one. A missing position or a transition out of
     # order means the position's stream lost an event: its later events wait behind the dead letter.
-    non_blocking=frozenset({ReasonCode.POSITION_IDEMPOTENCY_REPLAY, ReasonCode.POSITION_DUPLICATE_KEY}),
+    non_blocking=frozenset({ReasonCode.POSITION_DUPLICATE_KEY}),
     requires=("audit",),
     examples=examples,
 )

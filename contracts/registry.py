@@ -72,13 +72,13 @@ class Registry:
                 event_types[entry.tag] = entry
         reason_owner: dict[ReasonCode, str] = {}
         for s in ordered:
-            for code in s.reasons:
+            for code in s.owned_reasons:
                 if code in CORE_REASONS or code in reason_owner:
                     raise RegistryError(
                         f"reason {code} is claimed by {reason_owner.get(code, 'the pipeline')} and {s.name}"
                     )
                 reason_owner[code] = s.name
-        non_blocking = frozenset(CORE_NON_BLOCKING).union(*(s.non_blocking for s in ordered))
+        non_blocking = frozenset(CORE_NON_BLOCKING).union(*(s.non_blocking_reasons for s in ordered))
         return cls(
             slices=tuple(ordered),
             ledgers=MappingProxyType(ledgers),

@@ -108,12 +108,5 @@ SLICE = SliceContract(
             omit=("reads_tables_hash", "writes_tables_hash", "reason_code"),
         ),
     ),
-    reasons=(
-        ReasonCode.SIMCAT_APPEND_ONLY_VIOLATION,
-        ReasonCode.SIMCAT_IDEMPOTENCY_REPLAY,
-        ReasonCode.SIMCAT_TENANT_SCOPE_VIOLATION,
-        ReasonCode.SIMCAT_CONTRACT_VALIDATION_FAILED,
-    ),
-    non_blocking=frozenset({ReasonCode.SIMCAT_IDEMPOTENCY_REPLAY}),
     examples=examples,
 )

@@ -7,7 +7,8 @@ contract module, as ``SLICE = SliceContract(...)``:
   audit-backed engine writes typed rows on ``os_core.audit_events``);
 - its current projections when they follow a generic rule (``LatestPerKey``); a slice with a real state
   machine (work orders) writes its reducer by hand in ``consumers/projections/<name>.py`` instead;
-- the reason codes it owns and which of them leave the aggregate unblocked;
+- the reason codes it owns beyond those its ledgers and current tables name (which are its own without
+  being listed), and which of them leave the aggregate unblocked (its ledgers' duplicate codes always do);
 - its doc and the prefix of its acceptance test ids.
 
 Declarations are plain frozen data: importing a slice registers nothing anywhere. ``contracts.registry``
@@ -23,7 +24,7 @@ from datetime import datetime
 from typing import Literal
 
 from contracts.envelope import LedgerEvent, LedgerSpec, Payload
-from contracts.reasons import ReasonCode
+from contracts.reasons import CORE_REASONS, ReasonCode
 
 #: ``ledger_current``: a ledger and a current table, latest version per key wins (engine capability maps);
 #: ``audit_backed``: typed rows on another slice's ledger and no table of its own (PH1.PERSONA);
@@ -132,9 +133,12 @@ class SliceContract:
     events: tuple[type[LedgerEvent], ...] = ()
     current: tuple[LatestPerKey, ...] = ()
     reasons: tuple[ReasonCode, ...] = ()
-    """The reason codes this slice owns (beyond the pipeline's own, which every slice may use)."""
+    """Reason codes this slice owns besides those its ledgers and current tables name (``owned_reasons``)."""
     non_blocking: frozenset[ReasonCode] = field(default_factory=frozenset)
-    """Codes (its own) after which later events of the aggregate still apply (see ``contracts.reasons``)."""
+    """Codes (its own) after which later events of the aggregate still apply (see ``contracts.reasons``),
+    besides its ledgers' duplicate codes, which are non-blocking unless listed in ``blocking``."""
+    blocking: frozenset[ReasonCode] = field(default_factory=frozenset)
+    """Duplicate codes of its ledgers that block the aggregate after all."""
     requires: tuple[str, ...] = ()
     """Slices whose projections must run before this one's (and whose ledgers it writes on)."""
     examples: Callable[[ExampleContext], list[LedgerEvent]] | None = None
@@ -144,9 +148,6 @@ class SliceContract:
     """Other seed rows this slice carries (the README's table gives each its row)."""
 
     def __post_init__(self) -> None:
-        stray = self.non_blocking - set(self.reasons)
-        if stray:
-            raise ValueError(f"slice {self.name}: non-blocking codes it does not own: {sorted(stray)}")
         owned = {c.spec.name for c in self.ledgers}
         if self.kind in ("ledger_current", "ledger_only") and not owned:
             raise ValueError(f"slice {self.name}: a {self.kind} slice owns a ledger")
@@ -154,3 +155,33 @@ class SliceContract:
             raise ValueError(f"slice {self.name}: a ledger_current slice declares its current table")
         if self.kind == "audit_backed" and owned:
             raise ValueError(f"slice {self.name}: an audit-backed slice owns no ledger")
+        if restated := set(self.reasons) & set(self._implied_reasons()):
+            raise ValueError(f"slice {self.name}: its declaration names {sorted(restated)} already")
+        if stray := self.non_blocking - set(self.owned_reasons):
+            raise ValueError(f"slice {self.name}: non-blocking codes it does not own: {sorted(stray)}")
+        if odd := self.blocking - self._duplicates():
+            raise ValueError(f"slice {self.name}: blocking codes that are none of its duplicate codes: {sorted(odd)}")
+        if twice := self.non_blocking & self._duplicates():
+            raise ValueError(f"slice {self.name}: duplicate codes {sorted(twice)} are non-blocking already")
+
+    def _implied_reasons(self) -> tuple[ReasonCode, ...]:
+        """Its ledgers' four codes and its current tables' conflict codes, those not the pipeline's."""
+        specs = [c.spec for c in self.ledgers]
+        codes = [
+            c for s in specs for c in (s.contract_invalid, s.tenant_violation, s.duplicate, s.append_only_violation)
+        ]
+        codes += [c.conflict for c in self.current if c.conflict is not None]
+        return tuple(dict.fromkeys(c for c in codes if c not in CORE_REASONS))
+
+    def _duplicates(self) -> frozenset[ReasonCode]:
+        return frozenset(c.spec.duplicate for c in self.ledgers) - CORE_REASONS
+
+    @property
+    def owned_reasons(self) -> tuple[ReasonCode, ...]:
+        """Every code this slice owns: what its declaration implies (``_implied_reasons``), then ``reasons``."""
+        return (*self._implied_reasons(), *self.reasons)
+
+    @property
+    def non_blocking_reasons(self) -> frozenset[ReasonCode]:
+        """Its codes that leave the aggregate unblocked: ``non_blocking`` and its ledgers' duplicate codes."""
+        return self.non_blocking | (self._duplicates() - self.blocking)

@@ -312,10 +312,6 @@ SLICE = SliceContract(
     ledgers=(LedgerColumns(WORK_ORDER_LEDGER, WorkOrderPayload, optional=(("reason_code", "text"),)),),
     events=(*WORK_ORDER_EVENT_MODELS, *WORK_ORDER_AUDIT_MODELS.values()),
     reasons=(
-        ReasonCode.OS_WORK_ORDER_APPEND_ONLY_VIOLATION,
-        ReasonCode.OS_WORK_ORDER_IDEMPOTENCY_REPLAY,
-        ReasonCode.OS_WORK_ORDER_TENANT_SCOPE_VIOLATION,
-        ReasonCode.OS_WORK_ORDER_CONTRACT_VALIDATION_FAILED,
         ReasonCode.OS_WORK_ORDER_CANCEL_INVALID_STATE,
         ReasonCode.OS_WORK_ORDER_NOT_FOUND,
         ReasonCode.OS_WORK_ORDER_INVALID_TRANSITION,
@@ -332,7 +328,6 @@ SLICE = SliceContract(
     # approval answer, a lease another executor holds.
     non_blocking=frozenset(
         {
-            ReasonCode.OS_WORK_ORDER_IDEMPOTENCY_REPLAY,
             ReasonCode.OS_WORK_ORDER_CANCEL_INVALID_STATE,
             ReasonCode.OS_WORK_ORDER_TERMINAL_STATE,
             ReasonCode.OS_WORK_ORDER_PROMPT_SUPPRESSED,

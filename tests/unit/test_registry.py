@@ -118,9 +118,35 @@ def test_declarations_check_themselves() -> None:
         dataclasses.replace(ECM, current=())
 
 
+def test_a_slice_owns_the_codes_its_ledgers_and_current_tables_name() -> None:
+    """A ledger's four codes and a current table's conflict code are the slice's without being listed again;
+    its duplicate code leaves the aggregate unblocked unless the slice says it blocks."""
+    spec = ECM.ledgers[0].spec
+    assert ECM.reasons == ()  # the declaration lists none of them
+    implied = {spec.contract_invalid, spec.tenant_violation, spec.duplicate, spec.append_only_violation}
+    assert set(ECM.owned_reasons) == {*implied, ReasonCode.ECM_VERSION_ROUTE_CONFLICT}
+    reg = Registry.of([ECM])
+    assert not reg.policy(ReasonCode.ECM_IDEMPOTENCY_REPLAY).blocks_aggregate
+    assert reg.policy(ReasonCode.ECM_TENANT_SCOPE_VIOLATION).blocks_aggregate
+    strict = dataclasses.replace(ECM, blocking=frozenset({ReasonCode.ECM_IDEMPOTENCY_REPLAY}))
+    assert Registry.of([strict]).policy(ReasonCode.ECM_IDEMPOTENCY_REPLAY).blocks_aggregate
+    # Codes that are the pipeline's (the audit ledger's duplicate) stay the pipeline's.
+    assert ReasonCode.IDEMPOTENCY_REPLAY not in AUDIT.owned_reasons
+    # Saying a code twice is refused: it is declared once.
+    with pytest.raises(ValueError, match=r"names .* already"):
+        dataclasses.replace(ECM, reasons=(ReasonCode.ECM_APPEND_ONLY_VIOLATION,))
+    with pytest.raises(ValueError, match="non-blocking already"):
+        dataclasses.replace(ECM, non_blocking=frozenset({ReasonCode.ECM_IDEMPOTENCY_REPLAY}))
+    # Two slices whose ledgers name one code are refused by the registry, as two listing it are.
+    twin_spec = dataclasses.replace(spec, name="ecm_twin", table="os_process.ecm_twin")
+    twin = dataclasses.replace(ECM, name="ecm_twin", ledgers=(dataclasses.replace(ECM.ledgers[0], spec=twin_spec),))
+    with pytest.raises(RegistryError, match="claimed by ecm_twin and engine_capability_maps"):
+        Registry.of([ECM, dataclasses.replace(twin, events=())])
+
+
 def test_every_reason_code_has_one_owner() -> None:
     """A code is the pipeline's or exactly one slice's; a new slice's codes come with its declaration."""
-    owned = [c for s in REGISTRY.slices for c in s.reasons]
+    owned = [c for s in REGISTRY.slices for c in s.owned_reasons]
     assert len(owned) == len(set(owned))
     assert set(ReasonCode) == CORE_REASONS | set(owned), set(ReasonCode) - CORE_REASONS - set(owned)
 
