@@ -105,7 +105,7 @@ async def run_drain(spec: Spec) -> Result:
                  "hwm_kb": proc_status_kb("VmHWM")},
             )  # fmt: skip
 
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     stats = await writer.run(until_caught_up=True, progress=progress, progress_every=0.0)
     done = marks[-1][0] if marks else time.perf_counter()
     first = next((t for t, c in marks if c > 0), done)
@@ -120,6 +120,9 @@ async def run_drain(spec: Spec) -> Result:
         dead_lettered=dict(r.dead_lettered),
         retries=stats.retries,
         sql=sql.summary(),
+        # epoch times of the start and of the last record, for rates over several writers (``scale``)
+        started_at=started_at,
+        done_at=started_at + (done - started),
     )
 
 

@@ -56,10 +56,16 @@ def _stderr_path(logs: Path, mode: str) -> Path:
 
 
 async def run_child(
-    mode: str, settings: Settings, params: dict[str, Any], logs: Path, profile: Path | None = None
+    mode: str,
+    settings: Settings,
+    params: dict[str, Any],
+    logs: Path,
+    profile: Path | None = None,
+    log_name: str | None = None,
 ) -> dict[str, Any]:
-    """Run one mode to completion in its own process and return its result."""
-    stderr_path = _stderr_path(logs, mode)
+    """Run one mode to completion in its own process and return its result (``log_name``: its stderr file's
+    name when several children of one mode run at once)."""
+    stderr_path = _stderr_path(logs, log_name or mode)
     with stderr_path.open("wb") as err:
         proc = await asyncio.create_subprocess_exec(
             *child_command(profile),

@@ -191,6 +191,7 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"{_fmt(v.get('p95_ms'), 1)} | {_fmt(v.get('p99_ms'), 1)} | {_fmt(v.get('p99_9_ms'), 1)} | "
                 f"{_fmt(v.get('max_ms'), 1)} | {_fmt(v.get('samples'))} |"
             )
+    lines += _scale_lines(modes)
     lines += ["", "| ratio | measured | target | met |", "| --- | ---: | --- | --- |"]
     for r in doc["ratios"]:
         met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
@@ -200,6 +201,31 @@ def markdown(doc: dict[str, Any]) -> str:
         for name, err in doc["errors"].items():
             lines += [f"- **{name}**:", "", "```", err[:3000], "```"]
     return "\n".join(lines) + "\n"
+
+
+def _scale_lines(modes: dict[str, Any]) -> list[str]:
+    """Scale-out: writer processes in one consumer group, against one writer (``drain``) in the same run."""
+    scale, drain = (modes.get("scale") or {}).get("writers"), modes.get("drain")
+    if not scale:
+        return []
+    one = float(drain["rate"]) if drain and drain.get("rate") else None
+    lines = [
+        "",
+        "Scale-out, writer processes as one consumer group (same stream, fresh ids each; wall time from the first "
+        "start to the last record):",
+        "",
+        "| writers | records | seconds | records/s | vs 1 writer | per writer (records/s) |",
+        "| ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    if one and drain:
+        lines.append(
+            f"| 1 | {_fmt(drain.get('records'))} | {_fmt(drain.get('seconds'), 1)} | {_fmt(one)} | 1.00 | drain |"
+        )
+    for n, v in scale.items():
+        vs = f"{v['rate'] / one:.2f}" if one else "-"
+        per = ", ".join(_fmt(w.get("rate")) for w in v["per_writer"])
+        lines.append(f"| {n} | {_fmt(v['records'])} | {_fmt(v['seconds'], 1)} | {_fmt(v['rate'])} | {vs} | {per} |")
+    return lines
 
 
 def chart_available() -> bool:

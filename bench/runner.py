@@ -26,8 +26,8 @@ from bench.stream import Template, build_template, token
 from consumers.writer import ledger_topics
 from contracts.settings import Settings
 
-ALL_MODES = ("L0", "L1", "L2", "L3", "drain", "replay", "naive", "peer", "publisher", "latency")
-DB_MODES = {"L0", "L1", "L2", "drain", "replay", "naive", "peer", "latency"}
+ALL_MODES = ("L0", "L1", "L2", "L3", "drain", "replay", "scale", "naive", "peer", "publisher", "latency")
+DB_MODES = {"L0", "L1", "L2", "drain", "replay", "scale", "naive", "peer", "latency"}
 DEFAULT_EVENTS = 60_000
 QUICK_EVENTS = 1_500
 
@@ -101,11 +101,13 @@ class Run:
             return None
         return self.env.state / "profiles" / f"{mode}.txt"
 
-    async def child(self, mode: str, settings: Settings, *, profiled: bool = True, **params: Any) -> dict[str, Any]:
+    async def child(
+        self, mode: str, settings: Settings, *, profiled: bool = True, log_name: str | None = None, **params: Any
+    ) -> dict[str, Any]:
         profile = self.profile_path(mode) if profiled else None
         if profile:
             profile.parent.mkdir(parents=True, exist_ok=True)
-        result = await run_child(mode, settings, self.params(**params), self.logs, profile)
+        result = await run_child(mode, settings, self.params(**params), self.logs, profile, log_name)
         if profile and profile.exists():
             from bench.profile import summarise
 
@@ -149,6 +151,38 @@ async def mode_replay(run: Run) -> dict[str, Any]:
     if "drain" not in run.modes:  # replay needs the ledger rows the writer appended from these topics
         await run.child("drain", run.env.settings("drain"))
     return await run.child("replay", run.env.settings("drain"))
+
+
+#: Writer processes in one consumer group measured by the ``scale`` mode (1 is ``drain``).
+SCALE_WRITERS = (2, 3)
+
+
+async def mode_scale(run: Run) -> dict[str, Any]:
+    """Scale-out: N writer processes as one consumer group draining the same stream (fresh ids per N, its own
+    topics and group), for N in ``SCALE_WRITERS``. The rate is every writer's records over the wall time from
+    the first writer's start to the last one's last record (each process reports both as epoch times), so a
+    late starter or a straggler counts against it."""
+    out: dict[str, Any] = {}
+    for n in SCALE_WRITERS:
+        mode = f"scale{n}"
+        sent = await _fill(run, mode, token(run.env.run_tag, "w", n))
+        settings = run.env.settings(mode)
+        writers = await asyncio.gather(
+            *(run.child("drain", settings, profiled=False, log_name=f"{mode}-{i}") for i in range(n))
+        )
+        consumed = sum(int(w["records"]) for w in writers)
+        wall = max(float(w["done_at"]) for w in writers) - min(float(w["started_at"]) for w in writers)
+        out[str(n)] = {
+            "records": consumed,
+            "sent": sent,
+            "seconds": round(wall, 3),
+            "rate": round(consumed / wall, 1) if wall > 0 else 0.0,
+            "per_writer": [{k: w[k] for k in ("records", "seconds", "rate", "peak_rss_mb")} for w in writers],
+            "appended": sum(int(w["appended"]) for w in writers),
+            "deduplicated": sum(int(w["deduplicated"]) for w in writers),
+        }
+        run.log(f"    {n} writers: {consumed} records in {wall:.1f}s = {out[str(n)]['rate']}/s")
+    return {"writers": out}
 
 
 async def mode_naive(run: Run) -> dict[str, Any]:
@@ -301,6 +335,7 @@ MODES: dict[str, Callable[[Run], Coroutine[Any, Any, dict[str, Any]]]] = {
     "L3": mode_l3,
     "drain": mode_drain,
     "replay": mode_replay,
+    "scale": mode_scale,
     "naive": mode_naive,
     "peer": mode_peer,
     "publisher": mode_publisher,
@@ -351,6 +386,8 @@ async def execute(config: RunConfig, env: BenchEnv, log: Callable[[str], None] =
 def _brief(result: dict[str, Any]) -> str:
     if "levels" in result:
         return "; ".join(f"{k}: p50 {v.get('p50_ms')} p99 {v.get('p99_ms')} ms" for k, v in result["levels"].items())
+    if "writers" in result:
+        return "; ".join(f"{n} writers {v['rate']}/s" for n, v in result["writers"].items())
     if "raw" in result:
         return f"publisher {result['publisher']['rate']}/s, raw {result['raw']['rate']}/s"
     return f"{result.get('records')} records in {result.get('seconds')}s = {result.get('rate')}/s"

@@ -49,6 +49,12 @@ async def test_quick_run_writes_well_formed_results(services: ServiceHandle, tmp
     assert drain["records"] == loaded["workload"]["records"]
     assert drain["records"] == drain["appended"] + drain["deduplicated"] + sum(drain["dead_lettered"].values())
     assert loaded["modes"]["replay"]["unaccounted"] == 0
+    # scale-out: every writer process of each group drained its share, together the whole stream once
+    for n, scaled in loaded["modes"]["scale"]["writers"].items():
+        assert len(scaled["per_writer"]) == int(n)
+        assert scaled["records"] >= scaled["sent"] == drain["records"]  # a fenced batch is read again
+        assert scaled["appended"] == drain["appended"] and scaled["rate"] > 0
+    assert "Scale-out" in paths["md"].read_text()
     _positive_rate(loaded["modes"]["publisher"]["publisher"])
     _positive_rate(loaded["modes"]["publisher"]["raw"])
     levels = loaded["modes"]["latency"]["levels"]
