@@ -19,8 +19,8 @@ from typing import Any, Literal
 import asyncpg
 
 from contracts.codec import content_sha256
-from contracts.envelope import LedgerEvent
-from contracts.reasons import ReasonCode, RetriableError, SeleneError
+from contracts.envelope import LedgerEvent, LedgerSpec
+from contracts.reasons import ContractViolation, ReasonCode, RetriableError, SeleneError
 from producers.publisher import Publisher
 from sql.tenant_scope import set_scope
 
@@ -106,6 +106,33 @@ class LedgerWrites:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+
+class LedgerAppends:
+    """Typed appends to one ledger, for any slice: the idempotency scope's values are read from the event
+    itself, so a slice needs no writer module of its own."""
+
+    def __init__(self, writes: LedgerWrites, spec: LedgerSpec) -> None:
+        self.writes = writes
+        self.spec = spec
+
+    def scope(self, event: LedgerEvent) -> tuple[Any, ...]:
+        """The values of the ledger's idempotency scope after the tenant: each column is the payload field of
+        its name if the payload has one (a ledger's columns are its payload's fields), else the envelope's.
+        An event of another ledger is refused with this ledger's ``contract_invalid`` code."""
+        if event.spec != self.spec:
+            raise ContractViolation(
+                f"{event.event_type} is an event of {event.spec.name}, not of {self.spec.name}",
+                self.spec.contract_invalid,
+            )
+        fields = type(event.payload).model_fields
+        return tuple(
+            getattr(event.payload if column in fields else event, column) for column in self.spec.idempotency_scope[1:]
+        )
+
+    async def append(self, event: LedgerEvent) -> Written:
+        """Publish ``event`` and wait until the writer appended it (or the original of its scoped key)."""
+        return await self.writes.write(event, self.scope(event))
 
 
 def _outcome(event: LedgerEvent, row: asyncpg.Record) -> Outcome:

@@ -16,18 +16,20 @@ import pytest
 from cli.workload import RawRecord
 from consumers.db import connect
 from consumers.rebuild import Rebuilder
-from consumers.repositories.engine_capability_maps import EngineCapabilityMapReader
+from consumers.repositories.slice_reads import CurrentReader
 from contracts.codec import encode
 from contracts.engine_capability_maps import (
+    ENGINE_CAPABILITY_MAPS,
+    SLICE,
     CapabilityMapActivatedEvent,
     CapabilityMapDeprecatedEvent,
     CapabilityMapPublishedEvent,
+    EngineCapabilityMapEventInput,
 )
 from contracts.envelope import LedgerEvent, new_event
 from contracts.reasons import ReasonCode, TenantScopeViolation
 from contracts.settings import Settings
-from producers.engine_capability_maps import EngineCapabilityMapWriter
-from producers.ledger_writes import LedgerWrites
+from producers.ledger_writes import LedgerAppends, LedgerWrites
 from producers.publisher import Publisher
 from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
 from tests.e2e.acceptance import SliceAcceptance
@@ -40,6 +42,11 @@ CURRENT = "os_process.engine_capability_maps_current"
 ENGINE = "SELENE_OS_CORE_TABLES"
 APPEND = "OS_WORK_ORDER_LEDGER_APPEND"
 CANCEL = "WORKORDER_CANCEL"
+
+
+def routes(conn: asyncpg.Connection) -> CurrentReader[EngineCapabilityMapEventInput]:
+    """The generic typed reads, bound to this slice by its declaration."""
+    return CurrentReader(conn, SLICE, EngineCapabilityMapEventInput)
 
 
 def ecm(
@@ -102,11 +109,11 @@ async def test_at_ecm_db_01_tenant_isolation_enforced(
     assert stats.result.appended == 2
     assert stats.result.dead_lettered == Counter({"ECM_TENANT_SCOPE_VIOLATION": 1})
 
-    reader = EngineCapabilityMapReader(reader_db)
+    reader = routes(reader_db)
     route_a, route_b = await reader.current(a, ENGINE, APPEND), await reader.current(b, ENGINE, APPEND)
-    assert route_a is not None and (route_a.tenant_id, route_a.capability_map_version) == (a, 1)
-    assert route_b is not None and (route_b.tenant_id, route_b.capability_map_version) == (b, 3)
-    assert route_a.allowed_callers == "SELENE_OS_ONLY" and route_b.allowed_callers == "ANY_ENGINE"
+    assert route_a is not None and (route_a.tenant_id, route_a.version) == (a, 1)
+    assert route_b is not None and (route_b.tenant_id, route_b.version) == (b, 3)
+    assert route_a.payload.allowed_callers == "SELENE_OS_ONLY" and route_b.payload.allowed_callers == "ANY_ENGINE"
     assert [e.tenant_id for e in await reader.events(a, ENGINE, APPEND)] == [a]
     # Row-level security, not the WHERE clause, keeps each tenant's rows: scoped to a, b's rows do not exist.
     for table in (LEDGER, CURRENT):
@@ -179,7 +186,7 @@ async def test_at_ecm_db_03_idempotency_dedupe_works(
     conflicting = ecm(CapabilityMapPublishedEvent, tenant, 1, key="publish-v1", capability_name="Something else")
     next_version = ecm(CapabilityMapPublishedEvent, tenant, 2, key="publish-v1")  # the version is in the scope
     async with running_writer(topics) as stats, Publisher(topics) as publisher:
-        writer = EngineCapabilityMapWriter(LedgerWrites(publisher, reader_db, timeout=60))
+        writer = LedgerAppends(LedgerWrites(publisher, reader_db, timeout=60), ENGINE_CAPABILITY_MAPS)
         written = await writer.append(first)
         assert written.outcome == "APPENDED" and written.event_uuid == first.event_id
         replayed = await writer.append(retry)
@@ -200,15 +207,15 @@ async def test_at_ecm_db_03_idempotency_dedupe_works(
     assert stats.result.appended == 2
     assert stats.result.deduplicated == 2
     assert stats.result.dead_lettered == Counter({"IDEMPOTENCY_CONFLICT": 1})
-    reader = EngineCapabilityMapReader(reader_db)
+    reader = routes(reader_db)
     events = await reader.events(tenant, ENGINE, APPEND)
-    assert [(e.event_uuid, e.capability_map_version) for e in events] == [
+    assert [(e.event_uuid, e.payload.capability_map_version) for e in events] == [
         (first.event_id, 1),
         (next_version.event_id, 2),
     ]
-    assert events[0].capability_name == "Append work order ledger event"  # the original stands
+    assert events[0].payload.capability_name == "Append work order ledger event"  # the original stands
     current = await reader.current(tenant, ENGINE, APPEND)
-    assert current is not None and (current.capability_map_version, current.source_event_id) == (2, second.event_id)
+    assert current is not None and (current.version, current.source_event_id) == (2, second.event_id)
     dead = await operator_db.fetchrow(
         "SELECT reason_code, status FROM selene_ops.dead_letters WHERE event_uuid = $1", conflicting.event_id
     )
@@ -230,16 +237,20 @@ async def test_at_ecm_db_04_rebuild_current_from_ledger(
     assert stats.result.appended == 8
     assert stats.result.dead_lettered == Counter({"ECM_VERSION_ROUTE_CONFLICT": 1})
 
-    reader = EngineCapabilityMapReader(reader_db)
+    reader = routes(reader_db)
     current = await reader.current(a, ENGINE, APPEND)
     events = await reader.events(a, ENGINE, APPEND)
     assert [e.event_uuid for e in events] == [e.event_id for e in (*v1, *v2, retire_v1)]
+    # The envelope's engine is the publisher (publisher_engine_id in this ledger); the payload's, the mapped one.
+    assert (events[0].engine_id, events[0].payload.engine_id) == ("SELENE_OS", ENGINE)
     assert current is not None
-    assert (current.capability_map_version, current.status) == (2, "ACTIVE")
-    assert current.source_event_id == events[3].engine_capability_map_event_id
-    assert [r.capability_id for r in await reader.current_of_engine(a, ENGINE)] == [APPEND, CANCEL]
+    assert (current.version, current.derived, current.payload.status) == (2, {"status": "ACTIVE"}, "ACTIVE")
+    assert current.source_event_id == events[3].ledger_id
+    assert [r.key for r in await reader.current_page(a, ENGINE)] == [(ENGINE, APPEND), (ENGINE, CANCEL)]
+    assert [r.key for r in await reader.current_page(a, ENGINE, after=(APPEND,))] == [(ENGINE, CANCEL)]
+    assert len(await reader.events(a, ENGINE)) == 6  # the engine's events, a prefix of the key
     route_b = await reader.current(b, ENGINE, APPEND)
-    assert route_b is not None and route_b.status == "DEPRECATED"
+    assert route_b is not None and route_b.derived["status"] == "DEPRECATED"
 
     assert await rebuild_equals_live(topics, [a, b]) == []
     # Damage the live projection; a rebuild from the ledger finds it and puts it back.
@@ -258,7 +269,7 @@ async def test_at_ecm_db_04_rebuild_current_from_ledger(
     assert await rebuild_equals_live(topics, [a, b]) == []
     assert await reader.current(a, ENGINE, APPEND) == current
     restored = await reader.current(a, ENGINE, CANCEL)
-    assert restored is not None and restored.capability_name == "Cancel one work order"
+    assert restored is not None and restored.payload.capability_name == "Cancel one work order"
 
 
 class TestAtEcmDb(SliceAcceptance):

@@ -12,20 +12,24 @@ import asyncpg
 import pytest
 
 from cli.workload import RawRecord
-from consumers.repositories.simulation_catalog import SimulationCatalogReader
+from consumers.repositories.slice_reads import CurrentReader
 from contracts.codec import encode
 from contracts.envelope import LedgerEvent, new_event
 from contracts.settings import Settings
-from contracts.simulation_catalog import SimulationCatalogEvent
-from producers.ledger_writes import LedgerWrites
+from contracts.simulation_catalog import SIMULATION_CATALOG, SLICE, SimulationCatalogEvent, SimulationCatalogEventInput
+from producers.ledger_writes import LedgerAppends, LedgerWrites
 from producers.publisher import Publisher
-from producers.simulation_catalog import SimulationCatalogWriter
 from tests.e2e.acceptance import SliceAcceptance
 from tests.e2e.helpers import drain, publish, rebuild_equals_live, running_writer, send_raw
 
 pytestmark = pytest.mark.e2e
 
 SIM = "ONB_INVITE_COMMIT"
+
+
+def catalog(conn: asyncpg.Connection) -> CurrentReader[SimulationCatalogEventInput]:
+    """The generic typed reads, bound to this slice by its declaration."""
+    return CurrentReader(conn, SLICE, SimulationCatalogEventInput)
 
 
 def simcat(tenant: str, version: int, status: str, *, key: str | None = None, **payload: Any) -> LedgerEvent:
@@ -68,16 +72,26 @@ async def test_highest_version_wins_and_a_version_changes_by_its_later_event(
     ]
     await publish(topics, events)
     assert (await drain(topics)).result.appended == 4
-    reader = SimulationCatalogReader(reader_db)
+    reader = catalog(reader_db)
     ledger = await reader.events(tenant, SIM)
-    assert [(e.event_uuid, e.simulation_version, e.status) for e in ledger] == [
+    assert [(e.event_uuid, e.payload.simulation_version, e.payload.status) for e in ledger] == [
         (e.event_id, e.payload.simulation_version, e.payload.status)  # type: ignore[attr-defined]
         for e in events
     ]
     current = await reader.current(tenant, SIM)
     assert current is not None
-    assert (current.simulation_version, current.status, current.owning_domain) == (2, "DISABLED", "LINK")
-    assert current.source_event_id == ledger[3].simulation_catalog_event_id
+    assert (current.key, current.version, current.payload.status, current.payload.owning_domain) == (
+        (SIM,),
+        2,
+        "DISABLED",
+        "LINK",
+    )
+    assert current.source_event_id == ledger[3].ledger_id
+    # The current table omits the hashes; its source event's typed payload has them.
+    assert (current.payload.reads_tables_hash, current.publisher_engine_id) == ("r2", "SELENE_OS")
+    assert [e.ledger_id for e in await reader.events(tenant, SIM, after_event_id=ledger[1].ledger_id, limit=1)] == [
+        ledger[2].ledger_id
+    ]
     assert await rebuild_equals_live(topics, [tenant]) == []
 
 
@@ -89,7 +103,7 @@ async def test_writer_returns_the_original_id_on_a_replay_and_a_conflict(
     retry = new_event(SimulationCatalogEvent, **first.model_dump(exclude={"event_id"}))
     conflicting = simcat(tenant, 1, "ACTIVE", key="draft-1")
     async with running_writer(topics) as stats, Publisher(topics) as publisher:
-        writer = SimulationCatalogWriter(LedgerWrites(publisher, reader_db, timeout=60))
+        writer = LedgerAppends(LedgerWrites(publisher, reader_db, timeout=60), SIMULATION_CATALOG)
         written = await writer.append(first)
         assert written.outcome == "APPENDED"
         replayed = await writer.append(retry)
@@ -99,8 +113,8 @@ async def test_writer_returns_the_original_id_on_a_replay_and_a_conflict(
     stats.result.add((await drain(topics)).result)
     assert stats.result.appended == 1
     assert stats.result.dead_lettered == Counter({"IDEMPOTENCY_CONFLICT": 1})
-    current = await SimulationCatalogReader(reader_db).current(tenant, SIM)
-    assert current is not None and current.status == "DRAFT"  # the original stands
+    current = await catalog(reader_db).current(tenant, SIM)
+    assert current is not None and current.payload.status == "DRAFT"  # the original stands
 
 
 BAD_FIELDS = [
@@ -126,7 +140,7 @@ async def test_contract_violations_are_dead_lettered_with_the_slice_code(
     await send_raw(topics, records)
     stats = await drain(topics)
     assert stats.result.dead_lettered == Counter({"SIMCAT_CONTRACT_VALIDATION_FAILED": len(BAD_FIELDS)})
-    reader = SimulationCatalogReader(reader_db)
+    reader = catalog(reader_db)
     for i in range(len(BAD_FIELDS)):
         assert await reader.events(tenant, f"{SIM}_{i}") == []
         assert await reader.current(tenant, f"{SIM}_{i}") is None
