@@ -19,6 +19,10 @@ slice.
   and content, each land once; the ledger holds one row.
 - DB-04 rebuild: current tables rebuilt from the ledger equal live; a damaged live row is found and put
   back by ``rebuild --apply``. A slice without current tables: its ledger rows read back as the events.
+
+A ``ledger_current`` slice also gets its typed repositories from its declaration; ``test_typed_repositories``
+writes its examples through ``producers.ledger_writes.LedgerAppends`` and reads them back with
+``consumers.repositories.slice_reads.CurrentReader``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from cli.workload import RawRecord
 from consumers.ledger import event_from_row
 from consumers.projections import LEDGER_TABLES, wiring
 from consumers.rebuild import Rebuilder
+from consumers.repositories.slice_reads import CurrentReader
 from consumers.tables import TableSpec
 from consumers.verify import verify
 from contracts.codec import encode
@@ -42,8 +47,10 @@ from contracts.foundation import DeviceRegisteredEvent, IdentityUpsertedEvent, S
 from contracts.registry import REGISTRY
 from contracts.settings import Settings
 from contracts.slice import ExampleContext, SliceContract
+from producers.ledger_writes import LedgerAppends, LedgerWrites
+from producers.publisher import Publisher
 from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
-from tests.e2e.helpers import drain, publish, rebuild_equals_live, send_raw
+from tests.e2e.helpers import drain, publish, rebuild_equals_live, running_writer, send_raw
 
 
 async def scoped(conn: asyncpg.Connection, tenant: str, sql: str, *args: Any) -> list[asyncpg.Record]:
@@ -251,3 +258,34 @@ class SliceAcceptance:
         result = await Rebuilder(topics, tenant=a).run(verify=False, apply=True)
         assert result.applied
         assert await rebuild_equals_live(topics, [a, b]) == []
+
+    async def test_typed_repositories(self, topics: Settings, reader_db: asyncpg.Connection, run_id: str) -> None:
+        """Appends return each event's ledger id (the original's on a replay); the ledger rows and the current
+        row read back typed: the row follows the latest event of the highest version of its key."""
+        contract = self.contract
+        if contract.kind != "ledger_current":
+            pytest.skip("only a ledger_current slice's repositories derive from its declaration")
+        tenant, cols, decl = f"t-{run_id}", contract.ledgers[0], contract.current[0]
+        events = self.sample(tenant, 0)
+        mine = [e for e in self.own(events) if e.spec == cols.spec]
+        mine[0] = new_event(type(mine[0]), **{**mine[0].model_dump(exclude={"event_id"}), "idempotency_key": run_id})
+        await publish(topics, [e for e in events if e not in self.own(events)])  # what the slice needs first
+        async with running_writer(topics), Publisher(topics) as publisher:
+            appends = LedgerAppends(LedgerWrites(publisher, reader_db, timeout=60), cols.spec)
+            written = [await appends.append(e) for e in mine]
+            replay = await appends.append(new_event(type(mine[0]), **mine[0].model_dump(exclude={"event_id"})))
+        assert [w.outcome for w in written] == ["APPENDED"] * len(mine)
+        assert (replay.event_id, replay.outcome) == (written[0].event_id, "IDEMPOTENCY_REPLAY")
+        reader = CurrentReader(reader_db, contract, cols.payload)
+        latest: dict[tuple[Any, ...], tuple[Any, int, LedgerEvent]] = {}
+        for event, w in zip(mine, written, strict=True):
+            key = tuple(getattr(event.payload, k) for k in decl.key)
+            row = next(r for r in await reader.events(tenant, *key) if r.ledger_id == w.event_id)
+            assert (row.event_uuid, row.engine_id, row.payload) == (event.event_id, event.engine_id, event.payload)
+            version = getattr(event.payload, decl.version)
+            if key not in latest or version >= latest[key][0]:
+                latest[key] = (version, w.event_id, event)
+        for key, (version, ledger_id, event) in latest.items():
+            current = await reader.current(tenant, *key)
+            assert current is not None and (current.key, current.version) == (key, version)
+            assert (current.source_event_id, current.payload) == (ledger_id, event.payload)

@@ -1,5 +1,5 @@
 """Simulation catalog (seed 000 row 5) end to end on real Kafka and PostgreSQL: AT-SIMCAT-DB-01..04 from the
-shared suite, then the reducer's version rule, the writer's ids on a replay and the contract's refusals."""
+shared suite (with its typed repositories), then the version rule and the contract's refusals."""
 
 from __future__ import annotations
 
@@ -16,11 +16,9 @@ from consumers.repositories.slice_reads import CurrentReader
 from contracts.codec import encode
 from contracts.envelope import LedgerEvent, new_event
 from contracts.settings import Settings
-from contracts.simulation_catalog import SIMULATION_CATALOG, SLICE, SimulationCatalogEvent, SimulationCatalogEventInput
-from producers.ledger_writes import LedgerAppends, LedgerWrites
-from producers.publisher import Publisher
+from contracts.simulation_catalog import SLICE, SimulationCatalogEvent, SimulationCatalogEventInput
 from tests.e2e.acceptance import SliceAcceptance
-from tests.e2e.helpers import drain, publish, rebuild_equals_live, running_writer, send_raw
+from tests.e2e.helpers import drain, publish, rebuild_equals_live, send_raw
 
 pytestmark = pytest.mark.e2e
 
@@ -93,28 +91,6 @@ async def test_highest_version_wins_and_a_version_changes_by_its_later_event(
         ledger[2].ledger_id
     ]
     assert await rebuild_equals_live(topics, [tenant]) == []
-
-
-async def test_writer_returns_the_original_id_on_a_replay_and_a_conflict(
-    topics: Settings, reader_db: asyncpg.Connection, run_id: str
-) -> None:
-    tenant = f"t-{run_id}"
-    first = simcat(tenant, 1, "DRAFT", key="draft-1")
-    retry = new_event(SimulationCatalogEvent, **first.model_dump(exclude={"event_id"}))
-    conflicting = simcat(tenant, 1, "ACTIVE", key="draft-1")
-    async with running_writer(topics) as stats, Publisher(topics) as publisher:
-        writer = LedgerAppends(LedgerWrites(publisher, reader_db, timeout=60), SIMULATION_CATALOG)
-        written = await writer.append(first)
-        assert written.outcome == "APPENDED"
-        replayed = await writer.append(retry)
-        assert (replayed.event_id, replayed.outcome) == (written.event_id, "IDEMPOTENCY_REPLAY")
-        conflict = await writer.append(conflicting)
-        assert (conflict.event_id, conflict.outcome) == (written.event_id, "IDEMPOTENCY_CONFLICT")
-    stats.result.add((await drain(topics)).result)
-    assert stats.result.appended == 1
-    assert stats.result.dead_lettered == Counter({"IDEMPOTENCY_CONFLICT": 1})
-    current = await catalog(reader_db).current(tenant, SIM)
-    assert current is not None and current.payload.status == "DRAFT"  # the original stands
 
 
 BAD_FIELDS = [
