@@ -24,7 +24,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,12 @@ class PeerRun:
     settings: Settings
     topic: str
     name: str
+    #: the role the connector connects as (default: the owner, for ``bench_peer.ledger_rows``)
+    database_url: str | None = None
+    #: JDBC URL parameters (``options=-c ...`` to set a session setting at connect time)
+    jdbc_params: str = ""
+    #: connector settings that replace or add to the default ones
+    overrides: tuple[tuple[str, str], ...] = ()
 
     @property
     def lib(self) -> Path:
@@ -171,7 +177,7 @@ class PeerRun:
 
     def write_config(self, port: int) -> tuple[Path, Path]:
         self.home.mkdir(parents=True, exist_ok=True)
-        url = urlsplit(self.settings.database_owner_url)
+        url = urlsplit(self.database_url or self.settings.database_owner_url)
         worker = {
             "bootstrap.servers": self.settings.kafka_bootstrap_servers,
             "key.converter": "org.apache.kafka.connect.storage.StringConverter",
@@ -190,7 +196,8 @@ class PeerRun:
             "connector.class": CONNECTOR_CLASS,
             "tasks.max": "1",
             "topics": self.topic,
-            "connection.url": f"jdbc:postgresql://{url.hostname}:{url.port or 5432}{url.path}",
+            "connection.url": f"jdbc:postgresql://{url.hostname}:{url.port or 5432}{url.path}"
+            + (f"?{self.jdbc_params}" if self.jdbc_params else ""),
             "connection.username": unquote(url.username or ""),
             "connection.password": unquote(url.password or ""),
             "insert.mode": "upsert",
@@ -201,7 +208,9 @@ class PeerRun:
             "batch.size": str(self.settings.batch_max_records),
             "use.reduction.buffer": "true",
             "dialect.postgres.unnest.insert.enabled": "true",
+            **dict(self.overrides),
         }
+        connector = {k: v for k, v in connector.items() if v}  # an override of "" removes the setting
         paths = (self.home / "worker.properties", self.home / "connector.properties")
         for path, doc in zip(paths, (worker, connector), strict=True):
             path.write_text("".join(f"{k}={v}\n" for k, v in doc.items()))
@@ -260,20 +269,36 @@ async def run_peer(
     try:
         await owner.execute(PEER_DDL)
         await produce(run.settings, peer_items(stream, run.topic))
-        expected = _expected_rows(stream)
-        port = run._free_port()
-        proc = run.start(port)
-        try:
-            return await _watch(run, proc, port, owner, expected, len(stream), max_seconds, startup_timeout)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+
+        async def count() -> int:
+            return int(await owner.fetchval(f"SELECT count(*) FROM {PEER_TABLE}"))
+
+        return await time_sink(run, count, _expected_rows(stream), len(stream), max_seconds, startup_timeout)
     finally:
         await owner.close()
+
+
+async def time_sink(
+    run: PeerRun,
+    count: Callable[[], Awaitable[int]],
+    expected: int,
+    records: int,
+    max_seconds: float,
+    startup_timeout: float = 180.0,
+) -> dict[str, Any]:
+    """Start Connect on the already produced topic and time the sink by ``count`` (rows in) until
+    ``expected`` rows or the time cap; Connect is stopped in every case."""
+    port = run._free_port()
+    proc = run.start(port)
+    try:
+        return await _watch(run, proc, port, count, expected, records, max_seconds, startup_timeout)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _expected_rows(stream: Sequence[StreamRecord]) -> int:
@@ -288,7 +313,7 @@ async def _watch(
     run: PeerRun,
     proc: subprocess.Popen[bytes],
     port: int,
-    owner: asyncpg.Connection,
+    count: Callable[[], Awaitable[int]],
     expected: int,
     records: int,
     max_seconds: float,
@@ -309,7 +334,7 @@ async def _watch(
             if failure:
                 causes = [line.strip() for line in failure.splitlines() if line.startswith("Caused by")]
                 raise PeerError("the Debezium JDBC sink task failed:\n" + "\n".join([failure.splitlines()[0], *causes]))
-        rows = int(await owner.fetchval(f"SELECT count(*) FROM {PEER_TABLE}"))
+        rows = await count()
         if rows > last[1]:
             last = (time.perf_counter(), rows)
             if first is None:

@@ -20,14 +20,17 @@ from typing import Any
 from bench import latency as lat
 from bench.env import BenchEnv, checkpoint, delete_run_topics, ensure_mode_topics, fresh_database, postgres_facts
 from bench.peer import PeerError, PeerRun, run_peer
+from bench.peer_fair import run_fair_peer
 from bench.procs import Background, BenchError, run_child
 from bench.publish import produce, stream_items
 from bench.stream import Template, build_template, token
 from consumers.writer import ledger_topics
 from contracts.settings import Settings
 
-ALL_MODES = ("L0", "L1", "L2", "L3", "drain", "replay", "scale", "naive", "peer", "publisher", "latency")
-DB_MODES = {"L0", "L1", "L2", "drain", "replay", "scale", "naive", "peer", "latency"}
+ALL_MODES = ("L0", "L1", "L2", "L3", "drain", "replay", "scale", "naive", "peer", "peer_fair", "publisher", "latency")
+DB_MODES = {"L0", "L1", "L2", "drain", "replay", "scale", "naive", "peer", "peer_fair", "latency"}
+#: Modes that start Kafka Connect (heavy): never in a quick run unless asked.
+CONNECT_MODES = {"peer", "peer_fair"}
 DEFAULT_EVENTS = 60_000
 QUICK_EVENTS = 1_500
 
@@ -54,7 +57,7 @@ class RunConfig:
     @classmethod
     def quick_config(cls, modes: Sequence[str] | None = None, events: int | None = None) -> RunConfig:
         """A CI-sized run: tiny stream, no minimum duration, short latency levels; no peer unless asked."""
-        chosen = tuple(modes) if modes else tuple(m for m in ALL_MODES if m != "peer")
+        chosen = tuple(modes) if modes else tuple(m for m in ALL_MODES if m not in CONNECT_MODES)
         return cls(
             events=events or QUICK_EVENTS,
             modes=chosen,
@@ -210,6 +213,26 @@ async def mode_peer(run: Run) -> dict[str, Any]:
         raise BenchError(f"peer (Debezium JDBC sink on Kafka Connect) could not run: {exc}") from exc
 
 
+async def mode_peer_fair(run: Run) -> dict[str, Any]:
+    """The same sink into the busiest real ledger table as the writer role (``bench.peer_fair``)."""
+    settings = run.env.settings("peer_fair")
+    peer = PeerRun(
+        home=run.env.state / "connect-fair",
+        settings=settings,
+        topic=f"{settings.topic_prefix}rows",
+        name=f"bench-{run.env.run_tag}-peer-fair",
+    )
+    from bench.env import create_topic
+
+    await create_topic(settings, peer.topic, settings.topic_partitions)
+    copies = 1 if run.config.quick else 4  # as the peer: fresh tenants each
+    stream = [r for i in range(copies) for r in run.template.variant(token(run.env.run_tag, "k", i))]
+    try:
+        return await run_fair_peer(peer, stream, max_seconds=run.config.peer_seconds)
+    except PeerError as exc:
+        raise BenchError(f"fair peer (Debezium JDBC sink into a ledger, writer role) could not run: {exc}") from exc
+
+
 async def mode_publisher(run: Run) -> dict[str, Any]:
     pub, raw = run.env.settings("pub"), run.env.settings("raw")
     await ensure_mode_topics(pub)
@@ -338,6 +361,7 @@ MODES: dict[str, Callable[[Run], Coroutine[Any, Any, dict[str, Any]]]] = {
     "scale": mode_scale,
     "naive": mode_naive,
     "peer": mode_peer,
+    "peer_fair": mode_peer_fair,
     "publisher": mode_publisher,
     "latency": mode_latency,
 }
