@@ -1,9 +1,10 @@
 """``python -m bench run``: every mode on the local services, one after the other, in one run.
 
 Order: set-up (fresh bench database, the workload template, topics filled), then L0, L1, L2 (database only),
-L3 and drain (the same pre-filled topics), replay (of what drain wrote), naive, peer, publisher, and last
-latency (paced at fractions of this run's drain capacity). A mode that fails is recorded with its error and
-the run goes on. A CHECKPOINT precedes every mode that writes PostgreSQL.
+L3 and drain (the same pre-filled topics), replay (of what drain wrote), naive, peer, peer_fair (the same sink
+into a real ledger as the writer role), publisher, and last latency (paced at fractions of this run's drain
+capacity). A mode that fails is recorded with its error and the run goes on. A CHECKPOINT precedes every
+mode that writes PostgreSQL.
 """
 
 from __future__ import annotations

@@ -5,13 +5,18 @@ the lead's run at c2986e8)."""
 
 from __future__ import annotations
 
+import base64
 import json
+import uuid
 from typing import Any
 
 import pytest
 
 from bench.peer import VALUE_SCHEMA, _expected_rows, json_with_schema
-from bench.stream import Template, build_template
+from bench.peer_fair import CONNECT_TYPES, busiest_ledger, row_record, row_schema
+from bench.stream import Template, as_records, build_template
+from consumers.pipeline import Pipeline
+from contracts.settings import Settings
 
 KINDS = {"string": str, "int32": int}
 
@@ -54,3 +59,26 @@ def test_one_peer_row_per_unique_event(template: Template) -> None:
     keyless = [r for r in rows if r["idempotency_key"].startswith("event:")]
     assert keyless
     assert all(r["idempotency_key"] == f"event:{r['event_uuid']}" for r in keyless)
+
+
+def test_fair_peer_records_carry_the_writers_rows(template: Template) -> None:
+    """The fair peer's records are the writer's own rows (``LedgerTable.row``) in Connect's JSON: every column
+    the writer inserts, of a Connect type its PostgreSQL type maps to, byte for byte where it matters (the
+    content digest and chain hash as base64 of the same bytes)."""
+    settings = Settings()
+    pipeline = Pipeline(settings)
+    for table in pipeline.ledger_tables.values():
+        assert {t for _, t in table.columns} <= set(CONNECT_TYPES), table.spec.table
+    body = [r for r in template.records if not r.foundation and not r.duplicate]
+    rows = [i.row for i in pipeline.decode(as_records(body, settings.topic_prefix, 3)) if i.row is not None]
+    assert busiest_ledger(rows) in {"conversation_ledger", "audit_events"}
+    for row in rows[:300]:
+        row.values.update(chain_seq=1, row_hash=bytes(32))  # as ``stamp`` sets them
+        table = pipeline.ledger_tables[row.event.ledger]
+        doc = json.loads(row_record(table, row_schema(table), row))
+        assert [f["field"] for f in doc["schema"]["fields"]] == list(table.column_names)
+        got = doc["payload"]
+        assert base64.b64decode(got["content_sha256"]) == row.values["content_sha256"]
+        assert uuid.UUID(got["event_uuid"]) == row.event.event_id
+        assert got["payload"] == row.values["payload"]
+        assert got["source_offset"] == row.values["source_offset"]
