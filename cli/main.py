@@ -556,7 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--digest-out", help="write the chain heads to this file (keep it outside the database)")
     ver.add_argument("--against", help="a digest written earlier: also detects truncated tails")
     ver.add_argument("--topic-prefix", help="only the chains of topics with this prefix")
-    sub.add_parser("slices", help="the engine slices this build wires (from the slice registry), as a table")
+    slices = sub.add_parser("slices", help="the engine slices this build wires (from the slice registry), as a table")
+    slices.add_argument(
+        "--cost", action="store_true", help="non-blank lines of each slice's files per layer (issue 15's budget)"
+    )
+    slices.add_argument("--files", action="store_true", help="with --cost: also one line per file")
     demo = sub.add_parser("demo", help="the main job on a sample workload, with a summary")
     demo.add_argument("--tenants", type=int, default=3)
     demo.add_argument("--events", type=int, default=600)
@@ -591,9 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "services":
         return services_cmd.run(args)
     if args.command == "slices":
-        from cli.slices import table
+        from cli.slices import cost, table
 
-        print(table())
+        print(cost(files=args.files) if args.cost else table())
         return 0
     if args.command == "dlq" and args.action == "redrive" and not args.all and args.id is None:
         print("dlq redrive: give a dead letter id or --all", file=sys.stderr)

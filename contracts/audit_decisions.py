@@ -1,8 +1,9 @@
 """The rules seed 000 rows 13-19 share: seven engines (PH1.C, PH1.NLP, PH1.D, PH1.X, PH1.WRITE, PH1.TTS,
 PH1.E) whose decisions are typed rows of the audit ledger ``os_core.audit_events``, and no table of their own.
 
-Each engine's module (``contracts/ph1_<x>.py``) pins its envelope (engine id, a required turn id and
-idempotency key) and extends ``EngineDecision`` once per decision. What is common lives here:
+Each engine's module (``contracts/ph1_<x>.py``) extends ``EngineDecision`` once per decision and declares its
+event types with ``decisions`` (the envelope: its engine id, a required turn id and idempotency key) and
+its examples with ``examples``. What is common lives here:
 - every decision names its user and device (the session stays optional), so the reference guard of PH1.F
   checks, before the append, that they exist in the tenant, that the device is the user's and that a session
   matches both (``consumers/projections/foundation.py``);
@@ -15,13 +16,15 @@ idempotency key) and extends ``EngineDecision`` once per decision. What is commo
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import StringConstraints
+from pydantic import StringConstraints, create_model
 
-from contracts.audit import AuditPayload
-from contracts.envelope import Ident, LedgerEvent, new_event
+from contracts.audit import AUDIT_EVENTS, AuditPayload
+from contracts.envelope import Ident, LedgerEvent, Payload, define_event, new_event
 from contracts.slice import ExampleContext
 
 #: Non-blank: at least one character that is neither whitespace nor U+0000. The whitespace is spelled out
@@ -49,23 +52,62 @@ class EngineDecision(AuditPayload):
     device_id: Ident
 
 
-def decision_examples(
-    ctx: ExampleContext, engine: str, decisions: list[tuple[type[LedgerEvent], dict[str, Any]]]
-) -> list[LedgerEvent]:
-    """One correlation of the user's (distinct per ``ctx.n``) with one decision per turn, in order: the shape of
-    every example of rows 13-19."""
-    prefix = engine.lower().replace(".", "-")
-    refs = {"user_id": ctx.user_id, "device_id": ctx.device_id, "session_id": ctx.session_id}
-    return [
-        new_event(
-            model,
-            tenant_id=ctx.tenant_id,
-            engine_id=engine,
-            correlation_id=f"{prefix}-{ctx.user_id}-{ctx.n}",
-            turn_id=f"turn-{i + 1}",
-            idempotency_key=f"{prefix}-{i + 1}",
-            occurred_at=ctx.at + timedelta(milliseconds=i),
-            payload={**payload, **refs},
-        )
-        for i, (model, payload) in enumerate(decisions)
-    ]
+def decisions(engine: str, *payloads: type[EngineDecision]) -> tuple[type[LedgerEvent], ...]:
+    """The event models of ``engine``'s decisions, one per payload model, in order. Each event type is its
+    model's name in upper snake case (``WriteFormat`` is ``WRITE_FORMAT``), as the sheets name them. The
+    envelope is tightened as every engine of rows 13-19 has it: published by ``engine`` only, about one turn
+    (required turn id), with a dedupe key (required idempotency key), so the publisher refuses what the writer
+    would dead-letter."""
+    fields: dict[str, Any] = {
+        "engine_id": (Literal[engine], ...),
+        "turn_id": (Ident, ...),
+        "idempotency_key": (Ident, ...),
+    }
+    envelope = create_model(f"{engine.title().replace('.', '')}Envelope", __base__=LedgerEvent, **fields)
+    return tuple(
+        define_event(AUDIT_EVENTS, re.sub(r"(?<!^)(?=[A-Z])", "_", p.__name__).upper(), p, base=envelope)
+        for p in payloads
+    )
+
+
+#: One example decision: its event model, its reason code and the payload fields that are not constant.
+Example = tuple[type[LedgerEvent], str, dict[str, Any]]
+
+
+def examples(*rows: Example) -> Callable[[ExampleContext], list[LedgerEvent]]:
+    """A slice's ``examples``: one correlation of the user's (distinct per ``ctx.n``) with one decision per
+    turn, in order, the shape of every example of rows 13-19. A payload's constant fields (a required
+    one-value ``Literal``, e.g. ``directive``) are filled in; ``{n}`` in a text value is ``ctx.n``
+    (``str.format``), for values that must differ between examples."""
+
+    def build(ctx: ExampleContext) -> list[LedgerEvent]:
+        refs = {"user_id": ctx.user_id, "device_id": ctx.device_id, "session_id": ctx.session_id}
+        out: list[LedgerEvent] = []
+        for i, (model, reason, fields) in enumerate(rows):
+            engine = model.model_fields["engine_id"].annotation.__args__[0]  # type: ignore[union-attr]
+            prefix = engine.lower().replace(".", "-")
+            payload = {k: v.format(n=ctx.n) if isinstance(v, str) else v for k, v in fields.items()}
+            out.append(
+                new_event(
+                    model,
+                    tenant_id=ctx.tenant_id,
+                    engine_id=engine,
+                    correlation_id=f"{prefix}-{ctx.user_id}-{ctx.n}",
+                    turn_id=f"turn-{i + 1}",
+                    idempotency_key=f"{prefix}-{i + 1}",
+                    occurred_at=ctx.at + timedelta(milliseconds=i),
+                    payload={**_constants(model.payload_model), "reason_code": reason, **payload, **refs},
+                )
+            )
+        return out
+
+    return build
+
+
+def _constants(payload: type[Payload]) -> dict[str, Any]:
+    """The required fields of ``payload`` that admit one value only (a one-value ``Literal``), with it."""
+    return {
+        name: get_args(f.annotation)[0]
+        for name, f in payload.model_fields.items()
+        if f.is_required() and get_origin(f.annotation) is Literal and len(get_args(f.annotation)) == 1
+    }

@@ -75,7 +75,6 @@ SLICE = SliceContract(
     engines=(PERSONA_ENGINE,),
     kind="audit_backed",
     seed_row=24,
-    doc="docs/DB_WIRING/PH1_PERSONA.md",
     acceptance="AT-PERS-DB",
     events=(PersonaProfileCommitEvent,),
     requires=("audit",),

@@ -12,10 +12,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from contracts.audit import AUDIT_EVENTS
-from contracts.audit_decisions import EngineDecision, Error, Info, Text64, Warn, decision_examples
-from contracts.envelope import Ident, LedgerEvent, define_event
-from contracts.slice import ExampleContext, SliceContract
+from contracts.audit_decisions import EngineDecision, Error, Info, Text64, Warn, decisions, examples
+from contracts.slice import SliceContract
 
 D_ENGINE = "PH1.D"
 
@@ -29,14 +27,6 @@ class DReason(StrEnum):
     D_FAIL_TIMEOUT = "D_FAIL_TIMEOUT"  # 0x44000004
     D_FAIL_BUDGET_EXCEEDED = "D_FAIL_BUDGET_EXCEEDED"  # 0x44000005
     D_CLARIFY_EVIDENCE_REQUIRED = "D_CLARIFY_EVIDENCE_REQUIRED"  # 0x44000100
-
-
-class DEvent(LedgerEvent):
-    """The envelope of PH1.D decisions: published by PH1.D only, about one turn, with a dedupe key."""
-
-    engine_id: Literal["PH1.D"]
-    turn_id: Ident
-    idempotency_key: Ident
 
 
 class DChat(EngineDecision):
@@ -82,68 +72,20 @@ class DFailClosed(EngineDecision):
     severity: Error = "ERROR"
 
 
-DChatEvent = define_event(AUDIT_EVENTS, "D_CHAT", DChat, base=DEvent)
-DIntentEvent = define_event(AUDIT_EVENTS, "D_INTENT", DIntent, base=DEvent)
-DClarifyEvent = define_event(AUDIT_EVENTS, "D_CLARIFY", DClarify, base=DEvent)
-DAnalysisEvent = define_event(AUDIT_EVENTS, "D_ANALYSIS", DAnalysis, base=DEvent)
-DFailClosedEvent = define_event(AUDIT_EVENTS, "D_FAIL_CLOSED", DFailClosed, base=DEvent)
-
-
-def examples(ctx: ExampleContext) -> list[LedgerEvent]:
-    """One of each outcome, a turn each."""
-    return decision_examples(
-        ctx,
-        D_ENGINE,
-        [
-            (DChatEvent, {"reason_code": "D_CHAT_OK", "decision": "CHAT", "output_mode": "chat"}),
-            (
-                DClarifyEvent,
-                {
-                    "reason_code": "D_CLARIFY_EVIDENCE_REQUIRED",
-                    "decision": "CLARIFY",
-                    "what_is_missing": "source_document",
-                    "output_mode": "clarify",
-                },
-            ),
-            (
-                DIntentEvent,
-                {
-                    "reason_code": "D_INTENT_OK",
-                    "decision": "INTENT",
-                    "refined_intent_type": "SEND_MESSAGE",
-                    "output_mode": "intent",
-                },
-            ),
-            (
-                DAnalysisEvent,
-                {
-                    "reason_code": "D_ANALYSIS_OK",
-                    "decision": "ANALYSIS",
-                    "analysis_kind": "SUMMARY",
-                    "output_mode": "analysis",
-                },
-            ),
-            (
-                DFailClosedEvent,
-                {
-                    "reason_code": "D_FAIL_TIMEOUT",
-                    "decision": "FAIL_CLOSED",
-                    "fail_code": "PROVIDER_TIMEOUT",
-                    "output_mode": "fail",
-                },
-            ),
-        ],
-    )
-
+EVENTS = decisions(D_ENGINE, DChat, DIntent, DClarify, DAnalysis, DFailClosed)
+DChatEvent, DIntentEvent, DClarifyEvent, DAnalysisEvent, DFailClosedEvent = EVENTS
 
 SLICE = SliceContract(
     name="ph1_d",
     engines=(D_ENGINE,),
     kind="audit_backed",
     seed_row=15,
-    doc="docs/DB_WIRING/PH1_D.md",
-    acceptance="AT-D-DB",
-    events=(DChatEvent, DIntentEvent, DClarifyEvent, DAnalysisEvent, DFailClosedEvent),
-    requires=("audit", "foundation"),
-    examples=examples,
+    events=EVENTS,
+    examples=examples(  # one of each outcome, a turn each
+        (DChatEvent, "D_CHAT_OK", {}),
+        (DClarifyEvent, "D_CLARIFY_EVIDENCE_REQUIRED", {"what_is_missing": "source_document"}),
+        (DIntentEvent, "D_INTENT_OK", {"refined_intent_type": "SEND_MESSAGE"}),
+        (DAnalysisEvent, "D_ANALYSIS_OK", {"analysis_kind": "SUMMARY"}),
+        (DFailClosedEvent, "D_FAIL_TIMEOUT", {"fail_code": "PROVIDER_TIMEOUT"}),
+    ),
 )

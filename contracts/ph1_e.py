@@ -8,22 +8,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from contracts.audit import AUDIT_EVENTS
-from contracts.audit_decisions import EngineDecision, Info, Text32, Text64, Text128, Warn, decision_examples
-from contracts.envelope import Ident, LedgerEvent, define_event
-from contracts.slice import ExampleContext, SliceContract
+from contracts.audit_decisions import EngineDecision, Info, Text32, Text64, Text128, Warn, decisions, examples
+from contracts.slice import SliceContract
 
 E_ENGINE = "PH1.E"
 #: Where the answer came from: row 7's ``tool_cache`` (by name only, this slice does not read it).
 CacheStatus = Literal["HIT", "MISS", "BYPASSED"]
-
-
-class EEvent(LedgerEvent):
-    """The envelope of PH1.E decisions: published by PH1.E only, about one turn, with a dedupe key."""
-
-    engine_id: Literal["PH1.E"]
-    turn_id: Ident
-    idempotency_key: Ident
 
 
 class ToolOk(EngineDecision):
@@ -40,46 +30,22 @@ class ToolFail(EngineDecision):
     severity: Warn = "WARN"
 
 
-ToolOkEvent = define_event(AUDIT_EVENTS, "TOOL_OK", ToolOk, base=EEvent)
-ToolFailEvent = define_event(AUDIT_EVENTS, "TOOL_FAIL", ToolFail, base=EEvent)
-
-
-def examples(ctx: ExampleContext) -> list[LedgerEvent]:
-    """A lookup answered by the tool, the same one from the cache, and a blocked one."""
-    q = f"sha256:{ctx.n:064x}"
-    return decision_examples(
-        ctx,
-        E_ENGINE,
-        [
-            (
-                ToolOkEvent,
-                {"reason_code": "E_TOOL_OK", "tool_name": "web_search", "query_hash": q, "cache_status": "MISS"},
-            ),
-            (
-                ToolOkEvent,
-                {"reason_code": "E_TOOL_OK", "tool_name": "web_search", "query_hash": q, "cache_status": "HIT"},
-            ),
-            (
-                ToolFailEvent,
-                {
-                    "reason_code": "E_TOOL_FAIL",
-                    "tool_name": "web_fetch",
-                    "fail_code": "E_FAIL_FORBIDDEN_DOMAIN",
-                    "cache_status": "BYPASSED",
-                },
-            ),
-        ],
-    )
-
+ToolOkEvent, ToolFailEvent = EVENTS = decisions(E_ENGINE, ToolOk, ToolFail)
+_SEARCH = {"tool_name": "web_search", "query_hash": "sha256:{n:064x}"}
 
 SLICE = SliceContract(
     name="ph1_e",
     engines=(E_ENGINE,),
     kind="audit_backed",
     seed_row=19,
-    doc="docs/DB_WIRING/PH1_E.md",
-    acceptance="AT-E-DB",
-    events=(ToolOkEvent, ToolFailEvent),
-    requires=("audit", "foundation"),
-    examples=examples,
+    events=EVENTS,
+    examples=examples(  # a lookup answered by the tool, the same one from the cache, a blocked one
+        (ToolOkEvent, "E_TOOL_OK", {**_SEARCH, "cache_status": "MISS"}),
+        (ToolOkEvent, "E_TOOL_OK", {**_SEARCH, "cache_status": "HIT"}),
+        (
+            ToolFailEvent,
+            "E_TOOL_FAIL",
+            {"tool_name": "web_fetch", "fail_code": "E_FAIL_FORBIDDEN_DOMAIN", "cache_status": "BYPASSED"},
+        ),
+    ),
 )

@@ -12,14 +12,10 @@ from typing import Literal
 
 from pydantic import ConfigDict, model_validator
 
-from contracts.audit import AUDIT_EVENTS
-from contracts.audit_decisions import EngineDecision, Info, Text8, Text64, Warn, decision_examples
-from contracts.envelope import Ident, LedgerEvent, define_event
-from contracts.slice import ExampleContext, SliceContract
+from contracts.audit_decisions import EngineDecision, Info, Text8, Text64, Warn, decisions, examples
+from contracts.slice import SliceContract
 
 NLP_ENGINE = "PH1.NLP"
-NLP_INTENT_DRAFT = "NLP_INTENT_DRAFT"
-NLP_CLARIFY = "NLP_CLARIFY"
 
 
 class NlpReason(StrEnum):
@@ -33,14 +29,6 @@ class NlpReason(StrEnum):
     N_CLARIFY_AMBIGUOUS = "N_CLARIFY_AMBIGUOUS"  # 0x4E000012
     N_CLARIFY_MULTI_INTENT = "N_CLARIFY_MULTI_INTENT"  # 0x4E000013
     N_CLARIFY_UNCERTAIN_SPAN = "N_CLARIFY_UNCERTAIN_SPAN"  # 0x4E000014
-
-
-class NlpEvent(LedgerEvent):
-    """The envelope of PH1.NLP decisions: published by PH1.NLP only, about one turn, with a dedupe key."""
-
-    engine_id: Literal["PH1.NLP"]
-    turn_id: Ident
-    idempotency_key: Ident
 
 
 class NlpIntentDraft(EngineDecision):
@@ -86,33 +74,18 @@ class NlpClarify(EngineDecision):
     severity: Warn = "WARN"
 
 
-NlpIntentDraftEvent = define_event(AUDIT_EVENTS, NLP_INTENT_DRAFT, NlpIntentDraft, base=NlpEvent)
-NlpClarifyEvent = define_event(AUDIT_EVENTS, NLP_CLARIFY, NlpClarify, base=NlpEvent)
-
-
-def examples(ctx: ExampleContext) -> list[LedgerEvent]:
-    """One conversation of the user: a clarification, then the intent draft, then a chat turn."""
-    clarify = {"reason_code": "N_CLARIFY_MISSING_FIELD", "decision": "CLARIFY", "what_is_missing": "meeting_time"}
-    draft = {
-        "reason_code": "N_INTENT_OK",
-        "decision": "INTENT_DRAFT",
-        "intent_type": "CREATE_REMINDER",
-        "overall_confidence": "HIGH",
-    }
-    chat = {"reason_code": "N_CHAT_GREETING", "decision": "CHAT"}
-    return decision_examples(
-        ctx, NLP_ENGINE, [(NlpClarifyEvent, clarify), (NlpIntentDraftEvent, draft), (NlpIntentDraftEvent, chat)]
-    )
-
+NlpIntentDraftEvent, NlpClarifyEvent = EVENTS = decisions(NLP_ENGINE, NlpIntentDraft, NlpClarify)
+_DRAFT = {"decision": "INTENT_DRAFT", "intent_type": "CREATE_REMINDER", "overall_confidence": "HIGH"}
 
 SLICE = SliceContract(
     name="ph1_nlp",
     engines=(NLP_ENGINE,),
     kind="audit_backed",
     seed_row=14,
-    doc="docs/DB_WIRING/PH1_NLP.md",
-    acceptance="AT-NLP-DB",
-    events=(NlpIntentDraftEvent, NlpClarifyEvent),
-    requires=("audit", "foundation"),
-    examples=examples,
+    events=EVENTS,
+    examples=examples(  # one conversation of the user: a clarification, then the intent draft, then a chat turn
+        (NlpClarifyEvent, "N_CLARIFY_MISSING_FIELD", {"what_is_missing": "meeting_time"}),
+        (NlpIntentDraftEvent, "N_INTENT_OK", _DRAFT),
+        (NlpIntentDraftEvent, "N_CHAT_GREETING", {"decision": "CHAT"}),
+    ),
 )

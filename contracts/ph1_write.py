@@ -9,21 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from contracts.audit import AUDIT_EVENTS
-from contracts.audit_decisions import EngineDecision, Info, Text64, decision_examples
-from contracts.envelope import Ident, LedgerEvent, define_event
-from contracts.slice import ExampleContext, SliceContract
+from contracts.audit_decisions import EngineDecision, Info, Text64, decisions, examples
+from contracts.slice import SliceContract
 
 WRITE_ENGINE = "PH1.WRITE"
-WRITE_FORMAT = "WRITE_FORMAT"
-
-
-class WriteEvent(LedgerEvent):
-    """The envelope of PH1.WRITE decisions: published by PH1.WRITE only, about one turn, with a dedupe key."""
-
-    engine_id: Literal["PH1.WRITE"]
-    turn_id: Ident
-    idempotency_key: Ident
 
 
 class WriteFormat(EngineDecision):
@@ -35,35 +24,16 @@ class WriteFormat(EngineDecision):
     severity: Info = "INFO"
 
 
-WriteFormatEvent = define_event(AUDIT_EVENTS, WRITE_FORMAT, WriteFormat, base=WriteEvent)
-
-
-def examples(ctx: ExampleContext) -> list[LedgerEvent]:
-    """A formatted answer, then one that fell back to the original text."""
-    return decision_examples(
-        ctx,
-        WRITE_ENGINE,
-        [
-            (
-                WriteFormatEvent,
-                {"reason_code": "WRITE_FORMATTED", "directive": "format", "format_mode": "FORMATTED_TEXT"},
-            ),
-            (
-                WriteFormatEvent,
-                {"reason_code": "WRITE_FALLBACK", "directive": "format", "format_mode": "FALLBACK_ORIGINAL"},
-            ),
-        ],
-    )
-
+(WriteFormatEvent,) = EVENTS = decisions(WRITE_ENGINE, WriteFormat)
 
 SLICE = SliceContract(
     name="ph1_write",
     engines=(WRITE_ENGINE,),
     kind="audit_backed",
     seed_row=17,
-    doc="docs/DB_WIRING/PH1_WRITE.md",
-    acceptance="AT-WRITE-DB",
-    events=(WriteFormatEvent,),
-    requires=("audit", "foundation"),
-    examples=examples,
+    events=EVENTS,
+    examples=examples(  # a formatted answer, then one that fell back to the original text
+        (WriteFormatEvent, "WRITE_FORMATTED", {"format_mode": "FORMATTED_TEXT"}),
+        (WriteFormatEvent, "WRITE_FALLBACK", {"format_mode": "FALLBACK_ORIGINAL"}),
+    ),
 )

@@ -11,10 +11,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from contracts.audit import AUDIT_EVENTS
-from contracts.audit_decisions import EngineDecision, Info, Text64, Warn, decision_examples
-from contracts.envelope import Ident, LedgerEvent, define_event
-from contracts.slice import ExampleContext, SliceContract
+from contracts.audit_decisions import EngineDecision, Info, Text64, Warn, decisions, examples
+from contracts.slice import SliceContract
 
 X_ENGINE = "PH1.X"
 
@@ -30,14 +28,6 @@ class XReason(StrEnum):
     X_NLP_CHAT = "X_NLP_CHAT"  # 0x58000005
     X_CONFIRM_REQUIRED = "X_CONFIRM_REQUIRED"  # 0x58000006
     X_DISPATCH_TOOL = "X_DISPATCH_TOOL"  # 0x58000007
-
-
-class XEvent(LedgerEvent):
-    """The envelope of PH1.X directives: published by PH1.X only, about one turn, with a dedupe key."""
-
-    engine_id: Literal["PH1.X"]
-    turn_id: Ident
-    idempotency_key: Ident
 
 
 class XConfirm(EngineDecision):
@@ -70,39 +60,20 @@ class XWait(EngineDecision):
     severity: Info = "INFO"
 
 
-XConfirmEvent = define_event(AUDIT_EVENTS, "X_CONFIRM", XConfirm, base=XEvent)
-XClarifyEvent = define_event(AUDIT_EVENTS, "X_CLARIFY", XClarify, base=XEvent)
-XRespondEvent = define_event(AUDIT_EVENTS, "X_RESPOND", XRespond, base=XEvent)
-XDispatchEvent = define_event(AUDIT_EVENTS, "X_DISPATCH", XDispatch, base=XEvent)
-XWaitEvent = define_event(AUDIT_EVENTS, "X_WAIT", XWait, base=XEvent)
-
-
-def examples(ctx: ExampleContext) -> list[LedgerEvent]:
-    """A turn through each directive: clarify, confirm, dispatch, wait, respond."""
-    return decision_examples(
-        ctx,
-        X_ENGINE,
-        [
-            (XClarifyEvent, {"reason_code": "X_NLP_CLARIFY", "directive": "clarify", "what_is_missing": "recipient"}),
-            (
-                XConfirmEvent,
-                {"reason_code": "X_CONFIRM_REQUIRED", "directive": "confirm", "confirm_kind": "SEND_MESSAGE"},
-            ),
-            (XDispatchEvent, {"reason_code": "X_DISPATCH_TOOL", "directive": "dispatch", "dispatch_target": "PH1.E"}),
-            (XWaitEvent, {"reason_code": "X_DISPATCH_TOOL", "directive": "wait", "wait_kind": "TOOL_RESULT"}),
-            (XRespondEvent, {"reason_code": "X_NLP_CHAT", "directive": "respond", "response_kind": "ANSWER"}),
-        ],
-    )
-
+EVENTS = decisions(X_ENGINE, XConfirm, XClarify, XRespond, XDispatch, XWait)
+XConfirmEvent, XClarifyEvent, XRespondEvent, XDispatchEvent, XWaitEvent = EVENTS
 
 SLICE = SliceContract(
     name="ph1_x",
     engines=(X_ENGINE,),
     kind="audit_backed",
     seed_row=16,
-    doc="docs/DB_WIRING/PH1_X.md",
-    acceptance="AT-X-DB",
-    events=(XConfirmEvent, XClarifyEvent, XRespondEvent, XDispatchEvent, XWaitEvent),
-    requires=("audit", "foundation"),
-    examples=examples,
+    events=EVENTS,
+    examples=examples(  # a turn through each directive: clarify, confirm, dispatch, wait, respond
+        (XClarifyEvent, "X_NLP_CLARIFY", {"what_is_missing": "recipient"}),
+        (XConfirmEvent, "X_CONFIRM_REQUIRED", {"confirm_kind": "SEND_MESSAGE"}),
+        (XDispatchEvent, "X_DISPATCH_TOOL", {"dispatch_target": "PH1.E"}),
+        (XWaitEvent, "X_DISPATCH_TOOL", {"wait_kind": "TOOL_RESULT"}),
+        (XRespondEvent, "X_NLP_CHAT", {"response_kind": "ANSWER"}),
+    ),
 )

@@ -126,9 +126,11 @@ class SliceContract:
     kind: SliceKind
     seed_row: int
     """Its row in seed 000: the tie-break of the registry's order after ``requires``."""
-    doc: str
-    acceptance: str
-    """Prefix of its acceptance test ids, e.g. ``AT-ECM-DB`` for AT-ECM-DB-01..04."""
+    doc: str = ""
+    """Its doc; an audit-backed slice's defaults to ``docs/DB_WIRING/<engine, . as _>.md``."""
+    acceptance: str = ""
+    """Prefix of its acceptance test ids, e.g. ``AT-ECM-DB`` for AT-ECM-DB-01..04; an audit-backed slice's
+    defaults to ``AT-<engine after PH1.>-DB``."""
     ledgers: tuple[LedgerColumns, ...] = ()
     events: tuple[type[LedgerEvent], ...] = ()
     current: tuple[LatestPerKey, ...] = ()
@@ -140,7 +142,8 @@ class SliceContract:
     blocking: frozenset[ReasonCode] = field(default_factory=frozenset)
     """Duplicate codes of its ledgers that block the aggregate after all."""
     requires: tuple[str, ...] = ()
-    """Slices whose projections must run before this one's (and whose ledgers it writes on)."""
+    """Slices whose projections must run before this one's (and whose ledgers it writes on); an audit-backed
+    slice's default to ``audit`` (its ledger) and ``foundation`` (the guard of its rows' user and device)."""
     examples: Callable[[ExampleContext], list[LedgerEvent]] | None = None
     """Valid events of this slice for one user (one independent piece of its work, distinct per ``n``): the
     demo's and the benchmark's workloads and the shared acceptance suite take them from here."""
@@ -163,6 +166,13 @@ class SliceContract:
             raise ValueError(f"slice {self.name}: blocking codes that are none of its duplicate codes: {sorted(odd)}")
         if twice := self.non_blocking & self._duplicates():
             raise ValueError(f"slice {self.name}: duplicate codes {sorted(twice)} are non-blocking already")
+        if self.kind == "audit_backed":  # what every engine of rows 13-19 would otherwise repeat
+            engine = self.engines[0]
+            object.__setattr__(self, "doc", self.doc or f"docs/DB_WIRING/{engine.replace('.', '_')}.md")
+            object.__setattr__(self, "acceptance", self.acceptance or f"AT-{engine.split('.', 1)[-1]}-DB")
+            object.__setattr__(self, "requires", self.requires or ("audit", "foundation"))
+        if not self.doc or not self.acceptance:
+            raise ValueError(f"slice {self.name}: name its doc and the prefix of its acceptance test ids")
 
     def _implied_reasons(self) -> tuple[ReasonCode, ...]:
         """Its ledgers' four codes and its current tables' conflict codes, those not the pipeline's."""
