@@ -3,7 +3,8 @@ PH1.WRITE, PH1.TTS, PH1.E): an engine's audit rows of one correlation (optionall
 each with its payload read back into the engine's typed decision model.
 
 Each engine's module (``consumers/repositories/ph1_<x>.py``) names its engine and its event types' models;
-the reads are the same for all seven. Tenant-scoped like every repository (``consumers.repositories``).
+the reads are the same for all seven, and ``decision_reader`` builds the reader from a slice's declaration
+alone (PH1.WRITE has no module of its own). Tenant-scoped like every repository (``consumers.repositories``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncpg
 from consumers.repositories import one_tenant
 from consumers.repositories.audit import MAX_PAGE, check_page
 from contracts.envelope import LedgerEvent, Payload, unmarked
+from contracts.slice import SliceContract
 
 P = TypeVar("P", bound=Payload)
 
@@ -94,3 +96,13 @@ class DecisionReader(Generic[P]):
         async with one_tenant(self.conn, tenant_id) as conn:
             rows = await conn.fetch(SELECT_BY_TENANT, tenant_id, self.engine, after_event_id, limit)
         return [self._decision(r) for r in rows]
+
+
+def decision_reader(declaration: SliceContract) -> type[DecisionReader[Any]]:
+    """The reader of an audit-backed slice, from its declaration (its engine, its event types): a slice needs a
+    reader module of its own (``consumers/repositories/<slice>.py``) only to name its decisions' types
+    statically or to read more. ``decision_reader(ph1_write.SLICE)(conn)`` reads PH1.WRITE's decisions."""
+    if declaration.kind != "audit_backed":
+        raise ValueError(f"slice {declaration.name} is {declaration.kind}, not audit-backed")
+    name = "".join(p.title() for p in declaration.name.split("_")) + "Reader"
+    return type(name, (DecisionReader,), {"engine": declaration.engines[0], "events": declaration.events})

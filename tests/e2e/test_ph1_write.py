@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from consumers.repositories.ph1_write import WriteReader
-from contracts.ph1_write import WriteFormatEvent
+from consumers.repositories.audit_decisions import decision_reader
+from contracts.ph1_write import SLICE, WriteFormatEvent
 from contracts.settings import Settings
 from tests.e2e.acceptance import SliceAcceptance
 from tests.e2e.audit_decisions import decider, refusals_while_good_decisions_flow
@@ -30,7 +30,8 @@ async def test_write_refusals_dead_lettered_while_good_decisions_flow(
         {"directive": "respond"},  # the only directive is format
         {"format_mode": 3},  # payload_min values are text
     ]
-    await refusals_while_good_decisions_flow(topics, WriteReader(reader_db), operator_db, run_id, decide, bad)
+    reader = decision_reader(SLICE)(reader_db)  # no reader module of its own: the declaration's
+    await refusals_while_good_decisions_flow(topics, reader, operator_db, run_id, decide, bad)
 
 
 class TestAtWriteDb(SliceAcceptance):
