@@ -3,8 +3,8 @@ ledger table, as the writer role, under the ledger's forced row-level security.
 
 What it writes: the rows of the ledger that carries most of the stream's events, exactly as the writer would
 append them (``LedgerTable.row``: every column the writer inserts, the payload's canonical JSON, the content
-digest as ``bytea``, the hash-chain link), into that ledger's table with all its indexes, checks, deferred
-foreign keys, generated columns and append-only triggers. The connector connects as ``selene_writer`` with the
+digest as ``bytea``, the hash-chain link), into that ledger's table with all its indexes, checks, foreign keys
+(if any), generated columns and append-only triggers. The connector connects as ``selene_writer`` with the
 tenant scope set at connect time (JDBC ``options=-c selene.tenant_ids=...``: the only session hook the
 connector has), so every row passes the same ``tenant_scope`` policy check as the writer's rows; scoping to
 the run's tenants is what the writer does per batch, and no role that bypasses RLS is used.

@@ -29,7 +29,7 @@ MODE_NOTES = {
     "naive": "per message: validate, INSERT the row, COMMIT; Kafka commit per fetch",
     "peer": "Debezium JDBC sink on Kafka Connect, JSON with schemas, upsert on the idempotency key into a "
     "two-index table of its own as the owner (no RLS, foreign keys, chain or projections)",
-    "peer_fair": "the same sink into the busiest real ledger (every index, check, deferred FK, forced RLS) as the "
+    "peer_fair": "the same sink into the busiest real ledger (every index, check, FK it has, forced RLS) as the "
     "writer role, tenant scope set at connect; rows pre-built untimed (chain linked, no re-sends), one ledger, "
     "no projections (rows/s)",
     "publisher": "Publisher.publish_many (validating) vs raw aiokafka send_batch",
