@@ -212,8 +212,12 @@ class Publisher:
         """
         validate, partitioner, producer = self.validate, self._partitioner, self._producer
         batch_bytes, flush_bytes = self._batch_bytes, self._flush_bytes
+        # Per accepted event: the event, its batch and its position in that batch. Parallel lists, not a
+        # tuple per event: objects that live until the end of the call are what trigger the caller's full
+        # garbage collections, whose cost is the size of the caller's heap (BENCHMARKS.md, "Publisher vs raw").
         accepted: list[LedgerEvent] = []
-        placed: list[tuple[_Batch, int]] = []  # per accepted event: its batch and its position in it
+        batch_of: list[_Batch] = []
+        position: list[int] = []
         sent: list[_Batch] = []
         refused: list[Refused] = []
         partitions: dict[str, list[int]] = {}
@@ -238,7 +242,8 @@ class Publisher:
                 alone.future, alone.count = await producer.send(topic, value, key=key, headers=headers), 1
                 sent.append(alone)
                 accepted.append(event)
-                placed.append((alone, 0))
+                batch_of.append(alone)
+                position.append(0)
                 continue
             batch = batches.get(where)
             if batch is None:
@@ -250,7 +255,8 @@ class Publisher:
                 appended = batch.builder.append(key=key, value=value, timestamp=None, headers=headers)
                 assert appended is not None  # a batch always takes its first record
             accepted.append(event)
-            placed.append((batch, batch.count))
+            batch_of.append(batch)
+            position.append(batch.count)
             batch.count += 1
             batch.size += appended.size
             if batch.size >= flush_bytes:
@@ -264,8 +270,8 @@ class Publisher:
             assert batch.future is not None
             batch.md = await batch.future
         published = [
-            Published(event, batch.md.topic, batch.md.partition, batch.md.offset + position)
-            for event, (batch, position) in zip(accepted, placed, strict=True)
+            Published(event, batch.md.topic, batch.md.partition, batch.md.offset + at)
+            for event, batch, at in zip(accepted, batch_of, position, strict=True)
         ]
         return published, refused
 
