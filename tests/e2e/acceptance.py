@@ -22,11 +22,14 @@ slice.
 
 A ``ledger_current`` slice also gets its typed repositories from its declaration; ``test_typed_repositories``
 writes its examples through ``producers.ledger_writes.LedgerAppends`` and reads them back with
-``consumers.repositories.slice_reads.CurrentReader``.
+``consumers.repositories.slice_reads.CurrentReader``. Its ``LatestPerKey`` rule and its contract's refusals
+are checked from the declaration too, with variants of its first example event (``test_latest_per_key`` and
+``test_contract_refusals``): a slice's own module keeps only what no declaration states.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -42,8 +45,9 @@ from consumers.repositories.slice_reads import CurrentReader
 from consumers.tables import TableSpec
 from consumers.verify import verify
 from contracts.codec import encode
-from contracts.envelope import LedgerEvent, new_event
+from contracts.envelope import LedgerEvent, Payload, new_event
 from contracts.foundation import DeviceRegisteredEvent, IdentityUpsertedEvent, SessionOpenedEvent
+from contracts.reasons import ContractViolation
 from contracts.registry import REGISTRY
 from contracts.settings import Settings
 from contracts.slice import ExampleContext, SliceContract
@@ -84,6 +88,53 @@ def onboarding(ctx: ExampleContext) -> list[LedgerEvent]:
             **common,
         ),
     ]
+
+
+def variant(event: LedgerEvent, **changes: Any) -> LedgerEvent:
+    """A new event like ``event`` (new id), its payload changed by ``changes`` and validated again."""
+    fields = event.model_dump(exclude={"event_id", "payload"})
+    return new_event(type(event), **fields, payload={**event.payload.model_dump(), **changes})
+
+
+def other_valid(event: LedgerEvent, field_name: str) -> Any | None:
+    """Another value of ``field_name`` that the event's model accepts (another enum member, a string with its
+    last character changed, the next integer), or None when none of these is valid."""
+    value = getattr(event.payload, field_name)
+    prop = type(event.payload).model_json_schema()["properties"][field_name]
+    candidates: list[Any] = [v for v in prop.get("enum", []) if v != value]
+    if isinstance(value, str) and value:
+        candidates += [value[:-1] + ("Y" if value[-1] == "X" else "X"), value[:-1] + ("2" if value[-1] == "1" else "1")]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        candidates += [value + 1, value - 1]
+    for candidate in candidates:
+        try:
+            variant(event, **{field_name: candidate})
+        except ContractViolation:
+            continue
+        return candidate
+    return None
+
+
+def refused_value(model: type[Payload], valid: dict[str, Any], field_name: str) -> Any:
+    """A JSON value of ``field_name`` that ``model`` refuses, found from its JSON Schema (outside the enum, over
+    maxLength, under minLength, beyond minimum/maximum, off the pattern), else a value of the wrong type."""
+    prop, value = model.model_json_schema()["properties"].get(field_name, {}), valid[field_name]
+    candidates: list[Any] = []
+    if "enum" in prop:
+        candidates.append("NOT_" + "_".join(map(str, prop["enum"])))
+    if "maxLength" in prop:
+        candidates.append("x" * (prop["maxLength"] + 1))
+    if prop.get("minLength", 0) > 0:
+        candidates.append("")
+    candidates += [prop[k] + d for k, d in (("minimum", -1), ("maximum", 1)) if k in prop]
+    if "pattern" in prop and isinstance(value, str):
+        candidates += [f"{value} ", f"{value}\x01", value.lower()]
+    for candidate in [*candidates, [value]]:
+        try:
+            model.model_validate_json(json.dumps({**valid, field_name: candidate}))
+        except ValueError:
+            return candidate
+    raise AssertionError(f"no refused value found for {model.__name__}.{field_name}")
 
 
 class SliceAcceptance:
@@ -289,3 +340,60 @@ class SliceAcceptance:
             current = await reader.current(tenant, *key)
             assert current is not None and (current.key, current.version) == (key, version)
             assert (current.source_event_id, current.payload) == (ledger_id, event.payload)
+
+    async def test_latest_per_key(self, topics: Settings, reader_db: asyncpg.Connection, run_id: str) -> None:
+        """The ``LatestPerKey`` rule on variants of the slice's first example: a higher version replaces the row,
+        a lower one is recorded and leaves it, within a version the later event wins, unless it changes an
+        ``immutable_within_version`` field (refused with the declared conflict code); rebuild equals live."""
+        contract = self.contract
+        if contract.kind != "ledger_current":
+            pytest.skip("only a ledger_current slice declares a LatestPerKey rule")
+        tenant, cols, decl = f"t-{run_id}", self.contract.ledgers[0], self.contract.current[0]
+        events = self.sample(tenant, 0)
+        base = next(e for e in self.own(events) if e.spec == cols.spec)
+        v = getattr(base.payload, decl.version)
+        fixed = {*decl.key, decl.version, *decl.immutable_within_version}
+        free = sorted((f for f in type(base.payload).model_fields if f not in fixed), key=lambda f: f in decl.omit)
+        field, value = next((f, x) for f in free if (x := other_valid(base, f)) is not None)
+        low, high = variant(base, **{decl.version: v}), variant(base, **{decl.version: v + 1})
+        later = variant(high, **{field: value})  # same version: the later event wins
+        lower = variant(low, **{field: value})  # last, yet only recorded: the row stays at v + 1
+        refused: list[LedgerEvent] = []
+        for f in decl.immutable_within_version:
+            if (x := other_valid(later, f)) is not None:
+                refused = [variant(later, **{f: x})]
+                break
+        assert bool(refused) == bool(decl.immutable_within_version), "no valid change of an immutable field"
+        await publish(topics, [*(e for e in events if e not in self.own(events)), low, high, later, lower, *refused])
+        stats = await drain(topics)
+        assert stats.result.dead_lettered == Counter({decl.conflict: 1} if refused else {})
+        reader = CurrentReader(reader_db, contract, cols.payload)
+        key = tuple(getattr(base.payload, k) for k in decl.key)
+        ledger = await reader.events(tenant, *key)
+        assert [r.event_uuid for r in ledger] == [e.event_id for e in (low, high, later, lower)]
+        current = await reader.current(tenant, *key)
+        assert current is not None and (current.version, current.payload) == (v + 1, later.payload)
+        assert current.source_event_id == ledger[2].ledger_id
+        assert await rebuild_equals_live(topics, [tenant]) == []
+
+    async def test_contract_refusals(self, topics: Settings, reader_db: asyncpg.Connection, run_id: str) -> None:
+        """Each payload field set to a value its model refuses (found from the JSON Schema): the record is
+        dead-lettered with the ledger's contract code and nothing of it is written."""
+        contract = self.contract
+        if contract.kind != "ledger_current":
+            pytest.skip("only a ledger_current slice's ledger and current table are checked here")
+        tenant, cols = f"t-{run_id}", contract.ledgers[0]
+        records = []
+        for i, field in enumerate(cols.payload.model_fields):
+            event = next(e for e in self.own(self.sample(tenant, i)) if e.spec == cols.spec)
+            record = encode(event)
+            doc = json.loads(record.value)
+            doc["payload"][field] = refused_value(type(event.payload), doc["payload"], field)
+            records.append(RawRecord(event.ledger, record.key, json.dumps(doc).encode(), ""))
+        await send_raw(topics, records)
+        stats = await drain(topics)
+        assert stats.result.dead_lettered == Counter({cols.spec.contract_invalid: len(records)})
+        assert stats.result.appended == 0
+        for table in [cols.spec.table, *(c.table for c in contract.current)]:
+            sql = f"SELECT count(*) AS n FROM {table} WHERE tenant_id = $1"
+            assert (await scoped(reader_db, tenant, sql, tenant))[0]["n"] == 0, table

@@ -1,4 +1,5 @@
-"""Engine capability maps (seed 003) end to end on real Kafka and PostgreSQL: AT-ECM-DB-01..04.
+"""Engine capability maps (seed 003) end to end on real Kafka and PostgreSQL: AT-ECM-DB-01..04 and the
+version rule come from the shared suite (``TestAtEcmDb``); the module keeps what is the slice's own.
 
 Every event goes through the product path: publisher -> Kafka -> ledger writer -> ledger and current table,
 read back with the typed repositories.
@@ -13,11 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from cli.workload import RawRecord
-from consumers.db import connect
-from consumers.rebuild import Rebuilder
 from consumers.repositories.slice_reads import CurrentReader
-from contracts.codec import encode
 from contracts.engine_capability_maps import (
     ENGINE_CAPABILITY_MAPS,
     SLICE,
@@ -27,13 +24,13 @@ from contracts.engine_capability_maps import (
     EngineCapabilityMapEventInput,
 )
 from contracts.envelope import LedgerEvent, new_event
-from contracts.reasons import ReasonCode, TenantScopeViolation
+from contracts.reasons import TenantScopeViolation
 from contracts.settings import Settings
 from producers.ledger_writes import LedgerAppends, LedgerWrites
 from producers.publisher import Publisher
 from sql.tenant_scope import SET_TENANT_SCOPE as SCOPE
 from tests.e2e.acceptance import SliceAcceptance
-from tests.e2e.helpers import drain, publish, rebuild_equals_live, running_writer, send_raw
+from tests.e2e.helpers import drain, publish, running_writer
 
 pytestmark = pytest.mark.e2e
 
@@ -88,83 +85,16 @@ async def scoped(conn: asyncpg.Connection, tenant: str, sql: str, *args: Any) ->
         return await conn.fetch(sql, *args)
 
 
-async def test_at_ecm_db_01_tenant_isolation_enforced(
-    topics: Settings, reader_db: asyncpg.Connection, writer_db: asyncpg.Connection, run_id: str
-) -> None:
-    a, b = f"ta-{run_id}", f"tb-{run_id}"
-    # Both tenants map the same engine and capability, differently.
-    await publish(
-        topics,
-        [
-            ecm(CapabilityMapActivatedEvent, a, 1, allowed_callers="SELENE_OS_ONLY"),
-            ecm(CapabilityMapActivatedEvent, b, 3, allowed_callers="ANY_ENGINE"),
-        ],
-    )
-    # A record whose key claims tenant b for an event of tenant a.
-    forged = ecm(CapabilityMapDeprecatedEvent, a, 9)
-    await send_raw(
-        topics, [RawRecord("engine_capability_maps", f"{b}/ecm:{ENGINE}:{APPEND}".encode(), encode(forged).value, "")]
-    )
-    stats = await drain(topics)
-    assert stats.result.appended == 2
-    assert stats.result.dead_lettered == Counter({"ECM_TENANT_SCOPE_VIOLATION": 1})
-
-    reader = routes(reader_db)
-    route_a, route_b = await reader.current(a, ENGINE, APPEND), await reader.current(b, ENGINE, APPEND)
-    assert route_a is not None and (route_a.tenant_id, route_a.version) == (a, 1)
-    assert route_b is not None and (route_b.tenant_id, route_b.version) == (b, 3)
-    assert route_a.payload.allowed_callers == "SELENE_OS_ONLY" and route_b.payload.allowed_callers == "ANY_ENGINE"
-    assert [e.tenant_id for e in await reader.events(a, ENGINE, APPEND)] == [a]
-    # Row-level security, not the WHERE clause, keeps each tenant's rows: scoped to a, b's rows do not exist.
-    for table in (LEDGER, CURRENT):
-        for conn in (reader_db, writer_db):
-            rows = await scoped(conn, a, f"SELECT tenant_id FROM {table} WHERE tenant_id = ANY($1)", [a, b])
-            assert [r["tenant_id"] for r in rows] == [a]
-    # One tenant per read: a list, an empty or a malformed tenant is refused before any query.
-    for bad in (f"{a},{b}", "", f"{a} "):
-        with pytest.raises(TenantScopeViolation):
-            await reader.current(bad, ENGINE, APPEND)
-    # The writer, scoped to a, can neither write b's current row nor see it to change it.
-    with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        async with writer_db.transaction():
-            await writer_db.execute(SCOPE, a)
-            await writer_db.execute(f"UPDATE {CURRENT} SET tenant_id = $1 WHERE tenant_id = $2", b, a)
-    async with writer_db.transaction():
-        await writer_db.execute(SCOPE, a)
-        assert await writer_db.execute(f"UPDATE {CURRENT} SET status = 'DEPRECATED' WHERE tenant_id = $1", b) == (
-            "UPDATE 0"
-        )
-
-
-async def test_at_ecm_db_02_append_only_enforced(
+async def test_a_current_row_points_only_at_an_event_of_its_own_capability(
     topics: Settings, writer_db: asyncpg.Connection, owner_db: asyncpg.Connection, run_id: str
 ) -> None:
+    """The current table may change (it is a projection), but its foreign key to the ledger includes the key."""
     tenant = f"t-{run_id}"
-    await publish(topics, [ecm(CapabilityMapPublishedEvent, tenant, 1), ecm(CapabilityMapActivatedEvent, tenant, 1)])
-    assert (await drain(topics)).result.appended == 2
-    before = await scoped(owner_db, tenant, f"SELECT * FROM {LEDGER} WHERE tenant_id = $1 ORDER BY 1", tenant)
-    statements = [
-        f"UPDATE {LEDGER} SET capability_map_version = 99 WHERE tenant_id = $1",
-        f"DELETE FROM {LEDGER} WHERE tenant_id = $1",
-    ]
-    # The writer role has no such privilege at all.
-    for sql in statements:
-        with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await scoped(writer_db, tenant, sql, tenant)
-    with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await writer_db.execute(f"TRUNCATE {LEDGER}")
-    # The owner hits the trigger, which names the slice's reason code.
-    for sql in [*statements, f"TRUNCATE {LEDGER} CASCADE"]:
-        with pytest.raises(asyncpg.PostgresError) as info:
-            await scoped(owner_db, tenant, sql, *([tenant] if "$1" in sql else []))
-        assert (info.value.sqlstate, info.value.detail) == ("SLA01", ReasonCode.ECM_APPEND_ONLY_VIOLATION)
-    after = await scoped(owner_db, tenant, f"SELECT * FROM {LEDGER} WHERE tenant_id = $1 ORDER BY 1", tenant)
-    assert after == before and len(after) == 2
-    # The current table may change (it is a projection), but only to point at an event of its own capability.
     other = ecm(CapabilityMapPublishedEvent, tenant, 1, capability=CANCEL, capability_name="Cancel")
-    await publish(topics, [other])
-    await drain(topics)
-    foreign_id = (await scoped(owner_db, tenant, f"SELECT max(engine_capability_map_event_id) FROM {LEDGER}"))[0][0]
+    await publish(topics, [ecm(CapabilityMapPublishedEvent, tenant, 1), other])
+    assert (await drain(topics)).result.appended == 2
+    sql = f"SELECT engine_capability_map_event_id FROM {LEDGER} WHERE event_uuid = $1"
+    foreign_id = (await scoped(owner_db, tenant, sql, other.event_id))[0][0]
     for bad_id in (foreign_id, foreign_id + 1_000_000):
         with pytest.raises(asyncpg.ForeignKeyViolationError):
             await scoped(
@@ -177,7 +107,7 @@ async def test_at_ecm_db_02_append_only_enforced(
             )
 
 
-async def test_at_ecm_db_03_idempotency_dedupe_works(
+async def test_appends_replay_conflict_and_the_version_in_the_idempotency_scope(
     topics: Settings, reader_db: asyncpg.Connection, operator_db: asyncpg.Connection, run_id: str
 ) -> None:
     tenant = f"t-{run_id}"
@@ -222,25 +152,24 @@ async def test_at_ecm_db_03_idempotency_dedupe_works(
     assert dead is not None and dict(dead) == {"reason_code": "IDEMPOTENCY_CONFLICT", "status": "REJECTED"}
 
 
-async def test_at_ecm_db_04_rebuild_current_from_ledger(
+async def test_reads_keep_both_engines_the_status_of_each_event_type_and_pages(
     topics: Settings, reader_db: asyncpg.Connection, run_id: str
 ) -> None:
+    """What the shared suite's version rule does not show: the derived status, the publisher beside the mapped
+    engine, key-prefix reads and keyset pages, and a reader refusing a tenant that is not one tenant."""
     a, b = f"ta-{run_id}", f"tb-{run_id}"
     v1 = [ecm(CapabilityMapPublishedEvent, a, 1), ecm(CapabilityMapActivatedEvent, a, 1)]
     v2 = [ecm(CapabilityMapPublishedEvent, a, 2), ecm(CapabilityMapActivatedEvent, a, 2)]
-    retire_v1 = ecm(CapabilityMapDeprecatedEvent, a, 1)  # older than current: history only
-    changed_v2 = ecm(CapabilityMapActivatedEvent, a, 2, input_schema="SomethingElse")  # a version is immutable
     cancel = ecm(CapabilityMapPublishedEvent, a, 1, capability=CANCEL, capability_name="Cancel one work order")
     other_tenant = [ecm(CapabilityMapPublishedEvent, b, 5), ecm(CapabilityMapDeprecatedEvent, b, 5)]
-    await publish(topics, [*v1, *v2, retire_v1, changed_v2, cancel, *other_tenant])
+    await publish(topics, [*v1, *v2, cancel, *other_tenant])
     stats = await drain(topics)
-    assert stats.result.appended == 8
-    assert stats.result.dead_lettered == Counter({"ECM_VERSION_ROUTE_CONFLICT": 1})
+    assert stats.result.appended == 7 and not stats.result.dead_lettered
 
     reader = routes(reader_db)
     current = await reader.current(a, ENGINE, APPEND)
     events = await reader.events(a, ENGINE, APPEND)
-    assert [e.event_uuid for e in events] == [e.event_id for e in (*v1, *v2, retire_v1)]
+    assert [e.event_uuid for e in events] == [e.event_id for e in (*v1, *v2)]
     # The envelope's engine is the publisher (publisher_engine_id in this ledger); the payload's, the mapped one.
     assert (events[0].engine_id, events[0].payload.engine_id) == ("SELENE_OS", ENGINE)
     assert current is not None
@@ -248,31 +177,18 @@ async def test_at_ecm_db_04_rebuild_current_from_ledger(
     assert current.source_event_id == events[3].ledger_id
     assert [r.key for r in await reader.current_page(a, ENGINE)] == [(ENGINE, APPEND), (ENGINE, CANCEL)]
     assert [r.key for r in await reader.current_page(a, ENGINE, after=(APPEND,))] == [(ENGINE, CANCEL)]
-    assert len(await reader.events(a, ENGINE)) == 6  # the engine's events, a prefix of the key
+    assert len(await reader.events(a, ENGINE)) == 5  # the engine's events, a prefix of the key
     route_b = await reader.current(b, ENGINE, APPEND)
     assert route_b is not None and route_b.derived["status"] == "DEPRECATED"
-
-    assert await rebuild_equals_live(topics, [a, b]) == []
-    # Damage the live projection; a rebuild from the ledger finds it and puts it back.
-    writer = await connect(topics.database_url)
-    try:
-        async with writer.transaction():
-            await writer.execute(SCOPE, a)
-            await writer.execute(f"DELETE FROM {CURRENT} WHERE tenant_id = $1 AND capability_id = $2", a, CANCEL)
-            await writer.execute(f"UPDATE {CURRENT} SET status = 'PUBLISHED' WHERE tenant_id = $1", a)
-    finally:
-        await writer.close()
-    found = await rebuild_equals_live(topics, [a])
-    assert len(found) == 1 and CURRENT in found[0]
-    result = await Rebuilder(topics, tenant=a).run(verify=False, apply=True)
-    assert result.applied and result.per_ledger == {"engine_capability_maps": 6}
-    assert await rebuild_equals_live(topics, [a, b]) == []
-    assert await reader.current(a, ENGINE, APPEND) == current
-    restored = await reader.current(a, ENGINE, CANCEL)
-    assert restored is not None and restored.payload.capability_name == "Cancel one work order"
+    # One tenant per read: a list, an empty or a malformed tenant is refused before any query.
+    for bad in (f"{a},{b}", "", f"{a} "):
+        with pytest.raises(TenantScopeViolation):
+            await reader.current(bad, ENGINE, APPEND)
 
 
 class TestAtEcmDb(SliceAcceptance):
-    """The shared AT-ECM-DB-01..04 (tests/e2e/acceptance.py); the tests above are what is special to it."""
+    """The shared AT-ECM-DB-01..04 and the ledger_current checks (typed repositories, the version rule with the
+    route immutable within a version, contract refusals: tests/e2e/acceptance.py); the tests above are what
+    is special to this slice."""
 
     slice_name = "engine_capability_maps"
