@@ -29,7 +29,6 @@ from contracts.envelope import (
     Payload,
     ReasonText,
     define_event,
-    new_event,
 )
 from contracts.reasons import ReasonCode
 from contracts.slice import ExampleContext, LatestPerKey, LedgerColumns, SliceContract
@@ -122,16 +121,8 @@ def examples(ctx: ExampleContext) -> list[LedgerEvent]:
         "allowed_callers": "SELENE_OS_ONLY",
         "side_effects": "DECLARED (DB_WRITE)",
     }
-    common = {
-        "tenant_id": ctx.tenant_id,
-        "engine_id": "SELENE_OS",
-        "correlation_id": f"gov-{ctx.n}",
-        "occurred_at": ctx.at,
-    }
-    return [
-        new_event(CapabilityMapPublishedEvent, payload=route, **common),
-        new_event(CapabilityMapActivatedEvent, payload=route, **common),
-    ]
+    published, activated = (CapabilityMapPublishedEvent, route), (CapabilityMapActivatedEvent, route)
+    return ctx.events("SELENE_OS", f"gov-{ctx.n}", published, activated)
 
 
 SLICE = SliceContract(

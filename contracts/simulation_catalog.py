@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from contracts.envelope import IDENT_PATTERN, LedgerEvent, LedgerSpec, Payload, ReasonText, define_event, new_event
+from contracts.envelope import IDENT_PATTERN, LedgerEvent, LedgerSpec, Payload, ReasonText, define_event
 from contracts.reasons import ReasonCode
 from contracts.slice import ExampleContext, LatestPerKey, LedgerColumns, SliceContract
 
@@ -64,7 +64,6 @@ SimulationCatalogEvent = define_event(SIMULATION_CATALOG, "SIMULATION_CATALOG_EV
 
 def examples(ctx: ExampleContext) -> list[LedgerEvent]:
     """A simulation drafted in version 1, then version 2 made active (the final row: v2, ``ACTIVE``)."""
-    common = {"tenant_id": ctx.tenant_id, "engine_id": "SELENE_OS", "correlation_id": f"simcat-{ctx.n}"}
     sim = {
         "simulation_id": f"LINK_INVITE_SEND_COMMIT_{ctx.n}",
         "simulation_type": "COMMIT",
@@ -73,20 +72,9 @@ def examples(ctx: ExampleContext) -> list[LedgerEvent]:
         "writes_tables_hash": "sha256:writes-v1",
         "reason_code": "SIMCAT_GOVERNANCE_APPROVED",
     }
-    return [
-        new_event(
-            SimulationCatalogEvent,
-            occurred_at=ctx.at,
-            payload={**sim, "simulation_version": 1, "status": "DRAFT"},
-            **common,
-        ),
-        new_event(
-            SimulationCatalogEvent,
-            occurred_at=ctx.at,
-            payload={**sim, "simulation_version": 2, "status": "ACTIVE", "writes_tables_hash": "sha256:writes-v2"},
-            **common,
-        ),
-    ]
+    v2 = {**sim, "simulation_version": 2, "status": "ACTIVE", "writes_tables_hash": "sha256:writes-v2"}
+    v1 = {**sim, "simulation_version": 1, "status": "DRAFT"}
+    return ctx.events("SELENE_OS", f"simcat-{ctx.n}", (SimulationCatalogEvent, v1), (SimulationCatalogEvent, v2))
 
 
 SLICE = SliceContract(

@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from contracts.envelope import LedgerEvent, LedgerSpec, Payload
+from contracts.envelope import LedgerEvent, LedgerSpec, Payload, new_event
 from contracts.reasons import CORE_REASONS, ReasonCode
 
 #: ``ledger_current``: a ledger and a current table, latest version per key wins (engine capability maps);
@@ -101,6 +101,14 @@ class ExampleContext:
     session_id: str
     n: int
     at: datetime
+
+    def events(
+        self, engine_id: str, correlation_id: str, *items: tuple[type[LedgerEvent], dict[str, Any]]
+    ) -> list[LedgerEvent]:
+        """One example's events, ``(event type, payload)`` each, published by ``engine_id`` under one
+        correlation and stamped with this context's tenant and time: what every ``examples`` would repeat."""
+        stamp = {"tenant_id": self.tenant_id, "engine_id": engine_id, "correlation_id": correlation_id}
+        return [new_event(model, occurred_at=self.at, payload=payload, **stamp) for model, payload in items]
 
 
 @dataclass(frozen=True)
