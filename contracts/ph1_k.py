@@ -15,9 +15,9 @@ Aggregate = the device: the current row's key, whose events must apply in publis
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from contracts.audit_decisions import Text128
 from contracts.envelope import Ident, LedgerEvent, LedgerSpec, Payload, ReasonText, define_event, new_event
@@ -60,8 +60,22 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 KIND_FIELDS = tuple(dict.fromkeys(f for req, opt in FIELDS.values() for f in (*req, *opt)))
 
 
+def _kind_rule(kind: str) -> dict[str, Any]:
+    """``FIELDS[kind]`` as JSON Schema: the kind's fields required and not null, every other kind's null or
+    absent (what ``_fields_of_its_kind`` checks), so a foreign producer's validator agrees with the writer."""
+    required, optional = FIELDS[kind]
+    props: dict[str, Any] = {f: {"not": {"type": "null"}} for f in required}
+    props.update({f: {"type": "null"} for f in KIND_FIELDS if f not in (*required, *optional)})
+    return {
+        "if": {"properties": {"event_kind": {"const": kind}}, "required": ["event_kind"]},
+        "then": {"required": list(required), "properties": props},
+    }
+
+
 class AudioRuntimeEvent(Payload):
     """Upstream's ``ph1k_runtime_event_commit_row`` arguments (its stream ids, u128 in code, as text)."""
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [_kind_rule(k) for k in FIELDS]})
 
     device_id: Ident
     session_id: Ident | None = None

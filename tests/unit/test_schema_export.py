@@ -20,6 +20,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from contracts.schema_export import (
     key_rule,
     schema_path,
 )
+from contracts.slice import ExampleContext
 from producers.topics import LEDGER_TOPIC_CONFIG
 from tests.unit.fuzzcases import BAD_CLASSES, bad_cases, good_events, json_values
 
@@ -595,3 +597,29 @@ def test_the_tombstone_rules_are_in_the_schema(schemas: Export, payload: dict[st
     doc = _turn(**payload)
     assert writer_verdict(json.dumps(doc).encode()) is valid
     assert schema_verdict(schemas, doc) is valid
+
+
+def test_ph1_k_kind_rules_are_in_the_schema(schemas: Export) -> None:
+    """PH1.K's ``event_kind`` decides which fields an event needs and which it may not carry (the writer's
+    ``_fields_of_its_kind``); the schema says the same (a drawn ``STREAM_REFS`` without its ids was accepted by
+    the schema and refused by the writer before)."""
+    from contracts.ph1_k import FIELDS, KIND_FIELDS, SLICE
+
+    ctx = ExampleContext("t1", "u1", "d1", "s1", 1, datetime(2026, 1, 2, tzinfo=UTC))
+    assert SLICE.examples is not None
+    docs = [json.loads(e.model_dump_json()) for e in SLICE.examples(ctx)]
+    assert docs
+    for doc in docs:
+        assert assert_same_verdict(schemas, doc)
+        kind = doc["payload"]["event_kind"]
+        required, optional = FIELDS[kind]
+        for field in required:
+            for broken in ({k: v for k, v in doc["payload"].items() if k != field}, {**doc["payload"], field: None}):
+                assert not assert_same_verdict(schemas, {**doc, "payload": broken}), (kind, field)
+                assert not schema_verdict(schemas, {**doc, "payload": broken}), (kind, field)
+        other = next(f for f in KIND_FIELDS if f not in (*required, *optional))
+        sample = next(d["payload"][other] for d in docs if d["payload"].get(other) is not None)
+        stray = {**doc, "payload": {**doc["payload"], other: sample}}
+        assert not schema_verdict(schemas, stray) and not writer_verdict(json.dumps(stray).encode()), (kind, other)
+    drawn = {**docs[0], "payload": {"device_id": "0", "event_kind": "STREAM_REFS"}}
+    assert not schema_verdict(schemas, drawn) and not writer_verdict(json.dumps(drawn).encode())
