@@ -36,12 +36,17 @@ MODE_NOTES = {
 }
 #: what the chart's bars say under each mode (the baselines named by what they measure)
 CHART_LABELS = {
-    "L0": "L0 SQL alone",
-    "L1": "L1 COPY+py chain",
-    "L2": "L2 writer txn",
-    "L3": "L3 read+decode",
-    "peer": "peer: own 2-index table",
-    "peer_fair": "peer: real ledger, writer role",
+    "L0": "L0 SQL alone (INSERT...SELECT, rows/s)",
+    "L1": "L1 client COPY + chain (rows/s)",
+    "L2": "L2 writer's transaction, no Kafka",
+    "L3": "L3 Kafka read + decode only",
+    "drain": "drain: the writer, Kafka to ledgers",
+    "replay": "replay: topics to shadow projections",
+    "naive": "naive: a commit per message",
+    "peer": "peer (Debezium): own 2-index table",
+    "peer_fair": "peer (Debezium): real ledger, writer role",
+    "publisher": "publisher (validating)",
+    "raw": "raw aiokafka producer",
 }
 # (name, numerator, denominator or None, comparison, target): issue 18's targets, then issue 7's that stay
 TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
@@ -257,15 +262,17 @@ def chart(doc: dict[str, Any], path: Path) -> None:
         if rate:
             names.append(name)
             rates.append(rate)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6), gridspec_kw={"width_ratios": [3, 2]})
     labels = [CHART_LABELS.get(n, n) for n in names]
-    bars = left.bar(labels, rates, color=["#4c72b0" if n != "drain" else "#dd8452" for n in names])
-    left.set_yscale("log")
-    left.set_ylabel("records/s (log scale)")
+    # Horizontal bars: the labels (what each mode is) read in full, none on top of another.
+    bars = left.barh(labels, rates, color=["#4c72b0" if n != "drain" else "#dd8452" for n in names])
+    left.invert_yaxis()
+    left.set_xscale("log")
+    left.set_xlabel("records/s (log scale); drain, the real writer with every guarantee, in orange")
     left.set_title("Throughput by mode")
-    left.tick_params(axis="x", rotation=30)
     for bar, rate in zip(bars, rates, strict=True):
-        left.annotate(f"{rate:,.0f}", (bar.get_x() + bar.get_width() / 2, rate), ha="center", va="bottom", fontsize=8)
+        left.annotate(f" {rate:,.0f}", (rate, bar.get_y() + bar.get_height() / 2), ha="left", va="center", fontsize=8)
+    left.set_xlim(right=max(rates, default=1) * 3)
     lat = (modes.get("latency") or {}).get("levels", {})
     keys = ("p50_ms", "p95_ms", "p99_ms", "p99_9_ms")
     width = 0.2
@@ -274,8 +281,10 @@ def chart(doc: dict[str, Any], path: Path) -> None:
         right.bar(xs, [v.get(key, 0) for v in lat.values()], width, label=key.replace("_ms", "").replace("_", "."))
     right.set_xticks(range(len(lat)), [f"{k} load" for k in lat])
     right.set_ylabel("ms, produce -> committed")
-    right.set_title("Latency percentiles by load (of drain capacity)")
-    right.axhline(50, color="grey", linestyle="--", linewidth=1)
+    capacity = (modes.get("latency") or {}).get("capacity_rate")
+    share = f" of {capacity:,.0f} records/s" if capacity else ""
+    right.set_title(f"Latency produce -> commit, by load{share}")
+    right.axhline(50, color="grey", linestyle="--", linewidth=1, label="50 ms target (p99 at 50 %)")
     right.legend()
     fig.suptitle(f"Selene Ledger benchmark {doc['date']}")
     fig.tight_layout()
