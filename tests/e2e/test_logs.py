@@ -124,10 +124,10 @@ async def test_retry_and_fenced_lines(topics: Settings, run_id: str, caplog: pyt
     apply = writer.pipeline.apply
     calls = 0
 
-    async def down_once(conn: asyncpg.Connection, items: Any) -> Any:
+    async def down_once(conn: asyncpg.Connection, items: Any, **options: Any) -> Any:
         if calls == 1:
             raise RetriableError("the database went away", ReasonCode.DATABASE_UNAVAILABLE)
-        return await apply(conn, items)
+        return await apply(conn, items, **options)
 
     async def interfere() -> None:
         nonlocal calls
@@ -140,7 +140,7 @@ async def test_retry_and_fenced_lines(topics: Settings, run_id: str, caplog: pyt
             finally:
                 await conn.close()
 
-    writer.pipeline.apply = down_once  # type: ignore[method-assign,assignment]
+    writer.pipeline.apply = down_once  # type: ignore[method-assign]
     writer.before_write = interfere
     stop = asyncio.Event()
     with caplog.at_level(logging.INFO, logger="selene.writer"):
