@@ -147,6 +147,25 @@ WHERE datname = current_database() AND usename = 'selene_writer' AND xact_start 
 """
 
 
+SESSIONS = """
+SELECT pid, usename, state, wait_event_type, wait_event, now() - xact_start AS in_xact, left(query, 160) AS query,
+       pg_blocking_pids(pid) AS blocked_by
+FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY pid
+"""
+
+
+async def _diagnosis(admin_db: asyncpg.Connection, s: Settings, *writers: WriterProcess) -> str:
+    """What a drill that made no progress prints: the sessions, the offset rows and each writer's log tail,
+    so that a failure in CI can be read without reproducing it."""
+    lines = [str(dict(r)) for r in await admin_db.fetch(SESSIONS)]
+    lines += [str(dict(r)) for r in await admin_db.fetch(
+        "SELECT * FROM selene_ops.consumer_offsets WHERE consumer_group = $1 ORDER BY topic, partition",
+        s.consumer_group)]  # fmt: skip
+    for w in writers:
+        lines += [f"--- {w.log_path.name}", *w.log().splitlines()[-40:]]
+    return "\n".join(lines)
+
+
 async def test_zombie_sigstop_cannot_commit(
     settings: Settings, run_id: str, operator_db: asyncpg.Connection, admin_db: asyncpg.Connection, tmp_path: Path
 ) -> None:
@@ -178,7 +197,11 @@ async def test_zombie_sigstop_cannot_commit(
         await other.start()
         # The group moves every partition to the other writer once the zombie misses its session timeout.
         at = await stored(operator_db, s.consumer_group)
-        await wait_progress(operator_db, s.consumer_group, at + 200, 60)
+        try:
+            took = await wait_progress(operator_db, s.consumer_group, at + 200, 60)
+            print(f"the writer taking over passed offset sum {at} + 200 in {took:.1f}s")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{await _diagnosis(admin_db, s, zombie, other)}") from exc
         zombie.signal(signal.SIGCONT)  # it wakes up holding a fetched batch and stale claims
         await producing
         await wait_caught_up(operator_db, s)
