@@ -123,17 +123,45 @@ class LedgerTable:
             f"SELECT {select} FROM unnest({args}) AS u({', '.join(names)}) "
             f"ON CONFLICT DO NOTHING RETURNING event_uuid, {self.spec.id_column}::bigint AS ledger_id"
         )
-        types = {**dict(cols), **{c: t for c, t, _ in self.computed}}
-        key_columns = list(dict.fromkeys(c for _, on, when in self.key_kinds for c in (*on, *when)))
+        self.queries["existing"] = self.existing_sql(", ".join(f"t.{c}" for c in self.key_columns))
+        self.queries["provenance"] = (
+            f"SELECT t.event_uuid, t.{self.spec.id_column}, t.source_topic, t.source_partition, t.source_offset, "
+            f"t.content_sha256 FROM {self.spec.table} t "
+            f"JOIN unnest($1::text[], $2::uuid[]) AS k(tenant_id, event_uuid) "
+            f"ON t.tenant_id = k.tenant_id AND t.event_uuid = k.event_uuid"
+        )
+        self.queries["read_ordered"] = (
+            f"SELECT {self.spec.id_column} AS ledger_id, {', '.join(names)} FROM {self.spec.table} "
+            f"WHERE {self.spec.id_column} > $1 AND ($3::text IS NULL OR tenant_id = $3) "
+            f"ORDER BY {self.spec.id_column} LIMIT $2"
+        )
+
+    @functools.cached_property
+    def key_columns(self) -> tuple[str, ...]:
+        """The columns the dedupe keys are made of (``keys`` reads them back from a found row)."""
+        return tuple(dict.fromkeys(c for _, on, when in self.key_kinds for c in (*on, *when)))
+
+    @functools.cached_property
+    def column_types(self) -> dict[str, str]:
+        """PostgreSQL type of every column, the generated ones included."""
+        return {**dict(self.columns), **{c: t for c, t, _ in self.computed}}
+
+    def existing_sql(self, key_select: str, *, part: int | None = None, first: int = 1) -> str:
+        """The dedupe look-up: rows sharing an event id (``$first``, ``$first+1``: tenants and uuids) or a
+        dedupe key (the following arrays, one per key column, kind by kind as ``key_kinds``) with the batch,
+        each as (event_uuid, content_sha256, ledger_id, ``key_select``). ``part``: a leading column naming this
+        table inside ``existing_all``'s statement."""
+        types = self.column_types
+        lead = "" if part is None else f"{part} AS part, "
         select_existing = (
-            f"SELECT t.event_uuid, t.content_sha256, t.{self.spec.id_column} AS ledger_id, "
-            f"{', '.join(f't.{c}' for c in key_columns)} FROM {self.spec.table} t"
+            f"SELECT {lead}t.event_uuid, t.content_sha256, t.{self.spec.id_column}::bigint AS ledger_id, "
+            f"{key_select} FROM {self.spec.table} t"
         )
         branches = [
-            f"{select_existing} JOIN unnest($1::text[], $2::uuid[]) AS k(tenant_id, event_uuid) "
+            f"{select_existing} JOIN unnest(${first}::text[], ${first + 1}::uuid[]) AS k(tenant_id, event_uuid) "
             "ON t.tenant_id = k.tenant_id AND t.event_uuid = k.event_uuid"
         ]
-        n = 3
+        n = first + 2
         for tag, on, when in self.key_kinds:
             args = ", ".join(f"${n + i}::{types[c]}[]" for i, c in enumerate(on))
             n += len(on)
@@ -146,17 +174,32 @@ class LedgerTable:
                 f"{select_existing} JOIN unnest({args}) AS s({', '.join(on)}) "
                 f"ON {' AND '.join(f't.{c} = s.{c}' for c in on)}{cond}"
             )
-        self.queries["existing"] = " UNION ".join(branches)
-        self.queries["provenance"] = (
-            f"SELECT t.event_uuid, t.{self.spec.id_column}, t.source_topic, t.source_partition, t.source_offset, "
-            f"t.content_sha256 FROM {self.spec.table} t "
-            f"JOIN unnest($1::text[], $2::uuid[]) AS k(tenant_id, event_uuid) "
-            f"ON t.tenant_id = k.tenant_id AND t.event_uuid = k.event_uuid"
-        )
-        self.queries["read_ordered"] = (
-            f"SELECT {self.spec.id_column} AS ledger_id, {', '.join(names)} FROM {self.spec.table} "
-            f"WHERE {self.spec.id_column} > $1 AND ($3::text IS NULL OR tenant_id = $3) "
-            f"ORDER BY {self.spec.id_column} LIMIT $2"
+        return " UNION ".join(branches)
+
+    @property
+    def existing_param_count(self) -> int:
+        """How many parameters ``existing_sql`` takes."""
+        return 2 + sum(len(on) for _, on, _ in self.key_kinds)
+
+    def existing_params(self, rows: Sequence[LedgerRow]) -> list[list[Any]]:
+        """The look-up's arrays for ``rows``: tenants, event uuids, then each key kind's columns."""
+        by_kind: dict[str, list[tuple[Any, ...]]] = {tag: [] for tag, _, _ in self.key_kinds}
+        for r in rows:
+            for key in self.keys(r.values):
+                by_kind[key[0]].append(key[1:])
+        arrays: list[list[Any]] = [[r.values["tenant_id"] for r in rows], [r.values["event_uuid"] for r in rows]]
+        for tag, on, _ in self.key_kinds:
+            found = by_kind[tag]
+            arrays += [list(c) for c in zip(*found, strict=True)] if found else [[] for _ in on]
+        return arrays
+
+    def existing_row(self, rec: Mapping[str, Any], key_values: Mapping[str, Any]) -> ExistingRow:
+        """A found row (``rec``: event_uuid, content_sha256, ledger_id) with its key columns' values."""
+        return ExistingRow(
+            event_uuid=rec["event_uuid"],
+            keys=tuple(self.keys(key_values)),
+            content_sha256=bytes(rec["content_sha256"]),
+            ledger_id=rec["ledger_id"],
         )
 
     @functools.cached_property
@@ -230,29 +273,8 @@ class LedgerTable:
 
     async def existing(self, conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> list[ExistingRow]:
         """Rows already appended that share an event id or a dedupe key with ``rows``."""
-        by_kind: dict[str, list[tuple[Any, ...]]] = {tag: [] for tag, _, _ in self.key_kinds}
-        for r in rows:
-            for key in self.keys(r.values):
-                by_kind[key[0]].append(key[1:])
-        arrays: list[list[Any]] = []
-        for tag, on, _ in self.key_kinds:
-            found = by_kind[tag]
-            arrays += [list(c) for c in zip(*found, strict=True)] if found else [[] for _ in on]
-        records = await conn.fetch(
-            self.queries["existing"],
-            [r.values["tenant_id"] for r in rows],
-            [r.values["event_uuid"] for r in rows],
-            *arrays,
-        )
-        return [
-            ExistingRow(
-                event_uuid=rec["event_uuid"],
-                keys=tuple(self.keys(dict(rec))),
-                content_sha256=bytes(rec["content_sha256"]),
-                ledger_id=rec["ledger_id"],
-            )
-            for rec in records
-        ]
+        records = await conn.fetch(self.queries["existing"], *self.existing_params(rows))
+        return [self.existing_row(d, d) for d in map(dict, records)]
 
     async def insert(
         self, conn: asyncpg.Connection, rows: Sequence[LedgerRow], advance: Advance
@@ -296,6 +318,47 @@ async def insert_ledgers(
     for rec in records:
         out[todo[rec["part"]][0]][rec["event_uuid"]] = rec["ledger_id"]
     return out
+
+
+async def existing_all(
+    conn: asyncpg.Connection, pending: Sequence[tuple[LedgerTable, Sequence[LedgerRow]]]
+) -> list[list[ExistingRow]]:
+    """``LedgerTable.existing`` of every table at once, in one statement (each table's look-up a branch of one
+    ``UNION``), whatever the number of ledgers the batch touches; returns, per table in order, its found rows."""
+    todo = [(n, t, rows) for n, (t, rows) in enumerate(pending) if rows]
+    out: list[list[ExistingRow]] = [[] for _ in pending]
+    if not todo:
+        return out
+    tables = tuple(t for _, t, _ in todo)
+    params = [a for _, t, rows in todo for a in t.existing_params(rows)]
+    for rec in await conn.fetch(_existing_all(tables), *params):
+        n, table = todo[rec["part"]][0], tables[rec["part"]]
+        keys = {c: rec[f"k{rec['part']}_{i}"] for i, c in enumerate(table.key_columns)}
+        out[n].append(table.existing_row(rec, keys))
+    return out
+
+
+_EXISTING_ALL: dict[tuple[str, ...], str] = {}
+
+
+def _existing_all(tables: tuple[LedgerTable, ...]) -> str:
+    """The look-up of ``existing_all`` for ``tables``: each table's ``existing_sql`` with its parameters numbered
+    after the previous table's and its key columns in slots of their own (``k<part>_<i>``, typed NULLs in the
+    other tables' branches, so that every branch has the same columns). Built once per combination."""
+    key = tuple(t.spec.table for t in tables)
+    query = _EXISTING_ALL.get(key)
+    if query is None:
+        branches, first = [], 1
+        for n, table in enumerate(tables):
+            slots = []
+            for m, other in enumerate(tables):
+                types = other.column_types
+                for i, c in enumerate(other.key_columns):
+                    slots.append(f"t.{c} AS k{m}_{i}" if m == n else f"NULL::{types[c]} AS k{m}_{i}")
+            branches.append(table.existing_sql(", ".join(slots), part=n, first=first))
+            first += table.existing_param_count
+        query = _EXISTING_ALL[key] = " UNION ".join(branches)
+    return query
 
 
 _INSERT_ALL: dict[tuple[str, ...], str] = {}

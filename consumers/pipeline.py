@@ -1,7 +1,7 @@
 """One batch of Kafka records into the ledgers, projections and dead letters, inside the caller's transaction.
 
 The writer, the re-drive and (for decisions) the replay share this code. Per batch, whatever its size:
-one query for blocked aggregates, one dedupe look-up per ledger, one statement locking the chain heads and
+one query for blocked aggregates, one dedupe look-up for every ledger, one statement locking the chain heads and
 one appending every ledger's rows with the new heads, one load and one save per projection table, one
 insert of dead letters; a batch whose projections emit rows looks up their keys too (one more query per
 ledger emitted to, see ``apply``). Decisions are taken in Kafka order, per aggregate:
@@ -39,7 +39,7 @@ from typing import Any, cast
 
 import asyncpg
 
-from consumers.ledger import LedgerRow, LedgerTable, Provenance, insert_ledgers
+from consumers.ledger import LedgerRow, LedgerTable, Provenance, existing_all, insert_ledgers
 from consumers.projections import LEDGER_TABLES, PROJECTIONS
 from consumers.projections.base import Projection, Rejection, RowView
 from consumers.projector import Projector
@@ -541,15 +541,17 @@ class Pipeline:
     # -- helpers ----------------------------------------------------------------------------------------
     async def _existing(self, conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> tuple[dict[Any, bytes], set[Any]]:
         """The content digests of rows already in the ledgers that share an event id or a scoped key with
-        ``rows``, by key (one query per ledger), and every key looked up (found or not)."""
+        ``rows``, by key (one statement for every ledger: ``existing_all``), and every key looked up (found or
+        not)."""
         by_ledger: dict[str, list[LedgerRow]] = {}
         looked_up: set[Any] = set()
         for row in rows:
             by_ledger.setdefault(row.event.ledger, []).append(row)
             looked_up.update(self._keys(row))
         found: dict[Any, bytes] = {}
-        for ledger, ledger_rows in by_ledger.items():
-            for ex in await self.ledger_tables[ledger].existing(conn, ledger_rows):
+        pending = [(self.ledger_tables[ledger], ledger_rows) for ledger, ledger_rows in by_ledger.items()]
+        for ledger, existing in zip(by_ledger, await existing_all(conn, pending), strict=True):
+            for ex in existing:
                 found[(ledger, "uuid", ex.event_uuid)] = ex.content_sha256
                 for key in ex.keys:
                     found[(ledger, "scope", key)] = ex.content_sha256
