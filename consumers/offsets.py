@@ -9,7 +9,7 @@ commit harmless: a retried batch re-reads the stored offsets and skips what was 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -28,6 +28,11 @@ JOIN unnest($2::text[], $3::int[], $4::bigint[]) AS u(topic, partition, fence_ep
   ON o.topic = u.topic AND o.partition = u.partition AND o.fence_epoch = u.fence_epoch
 WHERE o.consumer_group = $1
 FOR UPDATE OF o
+"""
+#: The fenced lock, the tenant scope and the blocked aggregates' look-up in one round trip (sql/0027).
+BEGIN_BATCH = """
+SELECT topic, partition, next_offset, aggregate_key
+FROM selene_ops.writer_begin_batch($1, $2::text[], $3::int[], $4::bigint[], $5, $6::text[], $7::text[])
 """
 ADVANCE = """
 UPDATE selene_ops.consumer_offsets o SET next_offset = u.next_offset, updated_at = now()
@@ -83,6 +88,31 @@ class OffsetStore:
             [c.fence_epoch for c in cl],
         )
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def begin(
+        self,
+        conn: asyncpg.Connection,
+        claims: Iterable[Claim],
+        scope: str,
+        keyed: Sequence[tuple[str, str]],
+    ) -> tuple[dict[TopicPartition, int], set[tuple[str, str]]]:
+        """``lock``, the transaction scoped to the tenants in ``scope`` (``sql.tenant_scope.scope_text``) and
+        which of ``keyed`` (source topic, aggregate key) are blocked by an open or held dead letter, in that
+        order and in one round trip: the stored next offsets of the partitions still ours, and the blocked."""
+        cl = sorted(claims, key=lambda c: (c.topic, c.partition))
+        rows = await conn.fetch(
+            BEGIN_BATCH,
+            self.group,
+            [c.topic for c in cl],
+            [c.partition for c in cl],
+            [c.fence_epoch for c in cl],
+            scope,
+            [t for t, _ in keyed],
+            [k for _, k in keyed],
+        )
+        stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows if r["partition"] is not None}
+        blocked = {(r["topic"], r["aggregate_key"]) for r in rows if r["partition"] is None}
+        return stored, blocked
 
     async def advance(
         self, conn: asyncpg.Connection, next_offsets: dict[TopicPartition, int], claims: dict[TopicPartition, Claim]

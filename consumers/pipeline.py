@@ -303,8 +303,23 @@ class Pipeline:
         return items
 
     # -- database part ----------------------------------------------------------------------------------
+    @staticmethod
+    def scope_of(items: Sequence[Item]) -> list[str]:
+        """The tenants a batch's transaction is scoped to: those of its events still to be decided."""
+        return sorted({i.event.tenant_id for i in items if i.event is not None and i.outcome == "pending"})
+
+    @staticmethod
+    def keyed(items: Sequence[Item]) -> list[tuple[str, str]]:
+        """(source topic, aggregate key) of every item with a key: what the blocked look-up asks about."""
+        return [(i.record.topic, k) for i in items if (k := i.aggregate_key) is not None]
+
     async def apply(
-        self, conn: asyncpg.Connection, items: Sequence[Item], *, check_blocked: bool = True
+        self,
+        conn: asyncpg.Connection,
+        items: Sequence[Item],
+        *,
+        check_blocked: bool = True,
+        begun: set[tuple[str, str]] | None = None,
     ) -> BatchResult:
         """Decide and write ``items`` (already decoded) in the caller's transaction.
 
@@ -315,14 +330,20 @@ class Pipeline:
         up those it has not looked up yet in a second round (one query per ledger emitted to; a batch that
         emits nothing pays nothing). If that round finds rows, the batch is decided again from the start,
         knowing them: refusing a source event changes what later events of the batch see.
+
+        ``begun``: the blocked aggregates, when the caller has scoped the transaction to (at least) the items'
+        tenants and looked them up itself (the writer, in one round trip with its offset lock); else both are
+        done here.
         """
         events = [i.event for i in items if i.event is not None and i.outcome == "pending"]
-        tenants = sorted({e.tenant_id for e in events})
-        await set_scope(conn, tenants)
-
         blocked: set[tuple[str, str]] = set()
-        if check_blocked:
-            keyed = [(i.record.topic, k) for i in items if (k := i.aggregate_key) is not None]
+        if begun is not None:
+            # The writer scoped the transaction and looked up the blocked aggregates already, with its offset
+            # lock (``OffsetStore.begin``): for these items or more (before the stored offsets filtered them).
+            blocked = set(begun)
+        else:
+            await set_scope(conn, self.scope_of(items))
+            keyed = self.keyed(items) if check_blocked else []
             if keyed:
                 rows = await conn.fetch(SELECT_BLOCKED, [t for t, _ in keyed], [k for _, k in keyed])
                 blocked = {(r["source_topic"], r["aggregate_key"]) for r in rows}

@@ -40,6 +40,7 @@ from consumers.status import record_retries, retry_reason
 from contracts.kafka_clients import reader_options, writer_fetch_options
 from contracts.registry import LEDGERS
 from contracts.settings import Settings
+from sql.tenant_scope import scope_text
 
 log = logging.getLogger("selene.writer")
 
@@ -574,9 +575,15 @@ class LedgerWriter:
         assert self._pool is not None
         parts = {(r.topic, r.partition) for r in records if (r.topic, r.partition) in self.claims}
         claims = {tp: self.claims[tp] for tp in parts}
+        # Decoded before the offsets are locked (decoding is pure), so that the lock, the tenant scope and the
+        # blocked look-up go in one round trip (``OffsetStore.begin``). They cover every record of the batch,
+        # those the stored offsets then skip included (a retry after an ambiguous commit): a wider scope and
+        # look-up than needed, never a narrower one.
+        decoded = self.pipeline.decode(records) if decoded is None else decoded
         async with self._pool.acquire() as proxy, proxy.transaction():
             conn = _conn(proxy)
-            stored = await self.offsets.lock(conn, claims.values())
+            scope = scope_text(self.pipeline.scope_of(decoded))
+            stored, blocked = await self.offsets.begin(conn, claims.values(), scope, self.pipeline.keyed(decoded))
             for tp in sorted(parts - stored.keys()):  # fenced: another consumer owns it now
                 self.claims.pop(tp, None)
                 self.stats.fenced_partitions += 1
@@ -592,13 +599,12 @@ class LedgerWriter:
             def wanted(r: Record) -> bool:
                 return (r.topic, r.partition) in stored and r.offset >= stored[(r.topic, r.partition)]
 
-            todo = [r for r in records if wanted(r)]
-            items = self.pipeline.decode(todo) if decoded is None else [i for i in decoded if wanted(i.record)]
+            items = [i for i in decoded if wanted(i.record)]
             if isolate:
                 result = await self.pipeline.apply_isolated(conn, items)
             else:
                 try:
-                    result = await self.pipeline.apply(conn, items)
+                    result = await self.pipeline.apply(conn, items, begun=blocked)
                 except asyncpg.PostgresError as exc:
                     if not _is_data_error(exc):
                         raise
