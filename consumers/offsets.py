@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -39,6 +40,13 @@ UPDATE selene_ops.consumer_offsets o SET next_offset = u.next_offset, updated_at
 FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS u(topic, partition, next_offset, fence_epoch)
 WHERE o.consumer_group = $1 AND o.topic = u.topic AND o.partition = u.partition
   AND o.fence_epoch = u.fence_epoch AND o.next_offset <= u.next_offset
+"""
+#: The deferred constraints checked, the dead letters inserted and the offsets advanced in one round trip
+#: (sql/0028): $1-$5 as ``ADVANCE``, then the 16 arrays of ``consumers.pipeline.INSERT_DEAD_LETTERS``.
+END_BATCH = """
+SELECT selene_ops.writer_end_batch($1, $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::int[],
+  $8::bigint[], $9::timestamptz[], $10::bytea[], $11::bytea[], $12::text[], $13::text[], $14::text[], $15::text[],
+  $16::uuid[], $17::text[], $18::text[], $19::bool[], $20::text[], $21::bytea[])
 """
 SELECT_GROUP = """
 SELECT topic, partition, next_offset, fence_epoch, owner_id, updated_at
@@ -127,6 +135,26 @@ class OffsetStore:
             [p for _, p in parts],
             [next_offsets[tp] for tp in parts],
             [claims[tp].fence_epoch for tp in parts],
+        )
+
+    async def finish(
+        self,
+        conn: asyncpg.Connection,
+        next_offsets: dict[TopicPartition, int],
+        claims: dict[TopicPartition, Claim],
+        dead_letters: Sequence[Sequence[Any]],
+    ) -> None:
+        """The end of a batch in one round trip: the deferred foreign keys checked (a violation raises here,
+        with its SQLSTATE), ``dead_letters`` (``Pipeline.dead_letter_params``) inserted, then ``advance``."""
+        parts = sorted(next_offsets)
+        await conn.execute(
+            END_BATCH,
+            self.group,
+            [t for t, _ in parts],
+            [p for _, p in parts],
+            [next_offsets[tp] for tp in parts],
+            [claims[tp].fence_epoch for tp in parts],
+            *dead_letters,
         )
 
 

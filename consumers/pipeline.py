@@ -320,6 +320,7 @@ class Pipeline:
         *,
         check_blocked: bool = True,
         begun: set[tuple[str, str]] | None = None,
+        check_deferred: bool = True,
     ) -> BatchResult:
         """Decide and write ``items`` (already decoded) in the caller's transaction.
 
@@ -333,7 +334,8 @@ class Pipeline:
 
         ``begun``: the blocked aggregates, when the caller has scoped the transaction to (at least) the items'
         tenants and looked them up itself (the writer, in one round trip with its offset lock); else both are
-        done here.
+        done here. ``check_deferred=False``: the caller checks the deferred constraints itself before the
+        transaction commits (the writer, in one round trip with its dead letters and offsets: sql/0028).
         """
         events = [i.event for i in items if i.event is not None and i.outcome == "pending"]
         blocked: set[tuple[str, str]] = set()
@@ -374,7 +376,8 @@ class Pipeline:
                 )
             ids.update(inserted)
         await self.projector.save(conn, view, ids)
-        await conn.execute(CHECK_DEFERRED_CONSTRAINTS)
+        if check_deferred:
+            await conn.execute(CHECK_DEFERRED_CONSTRAINTS)
         return self._result(items)
 
     def _decide(
@@ -518,9 +521,15 @@ class Pipeline:
                     item.dead(exc.reason_code, f"failed the same way when written on its own: {exc.detail}")
 
     async def store_dead_letters(self, conn: asyncpg.Connection, items: Sequence[Item]) -> None:
+        params = self.dead_letter_params(items)
+        if params[0]:
+            await conn.execute(INSERT_DEAD_LETTERS, *params)
+
+    @staticmethod
+    def dead_letter_params(items: Sequence[Item]) -> list[list[Any]]:
+        """The 16 arrays ``INSERT_DEAD_LETTERS`` (and sql/0028's ``writer_end_batch``) take for the dead
+        items of ``items``: empty arrays when there are none."""
         dead = [i for i in items if i.outcome == "dead"]
-        if not dead:
-            return
         now = datetime.now(UTC)
 
         def ts(i: Item) -> datetime | None:
@@ -539,8 +548,7 @@ class Pipeline:
             # readers (the key alone would hand one tenant's payload to another's): operators only.
             return i.event.tenant_id if i.event is not None else None
 
-        await conn.execute(
-            INSERT_DEAD_LETTERS,
+        return [
             [i.record.topic for i in dead],
             [i.record.partition for i in dead],
             [i.record.offset for i in dead],
@@ -557,7 +565,7 @@ class Pipeline:
             [i.status in ("OPEN", "HELD") for i in dead],
             [i.status for i in dead],
             [headers_bytes(i.record.headers) for i in dead],
-        )
+        ]
 
     # -- helpers ----------------------------------------------------------------------------------------
     async def _existing(self, conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> tuple[dict[Any, bytes], set[Any]]:
