@@ -35,12 +35,27 @@ FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS u(topic, parti
 WHERE o.consumer_group = $1 AND o.topic = u.topic AND o.partition = u.partition
   AND o.fence_epoch = u.fence_epoch AND o.next_offset <= u.next_offset
 """
+# The backends that keep a claim waiting and are writers of the same group (by ``application_name``): stalled
+# writers whose partitions Kafka has given to the claimant. Any other holder (a shadow run pausing the writers,
+# an operator) is waited for, never ended.
+END_STALLED_WRITERS = """
+SELECT a.pid, pg_terminate_backend(a.pid) AS ended, a.state, a.wait_event_type, a.wait_event,
+       now() - a.xact_start AS in_transaction
+FROM pg_stat_activity a
+WHERE a.pid = ANY (pg_blocking_pids($1)) AND a.application_name = $2 AND a.usename = current_user
+"""
 SELECT_GROUP = """
 SELECT topic, partition, next_offset, fence_epoch, owner_id, updated_at
 FROM selene_ops.consumer_offsets WHERE consumer_group = $1 ORDER BY topic, partition
 """
 
 TopicPartition = tuple[str, int]
+
+
+def writer_application_name(group: str) -> str:
+    """The ``application_name`` of every writer connection of ``group`` (PostgreSQL keeps 63 bytes of it):
+    how a claimant tells a stalled writer of its group from any other session holding the offset rows."""
+    return f"selene-writer {group}".encode()[:63].decode(errors="ignore")
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,10 @@ class OffsetStore:
             (r["topic"], r["partition"]): Claim(r["topic"], r["partition"], r["next_offset"], r["fence_epoch"])
             for r in rows
         }
+
+    async def end_stalled_writers(self, observer: asyncpg.Connection, waiting_pid: int) -> list[asyncpg.Record]:
+        """End the sessions of this group's writers that block backend ``waiting_pid`` (a claim); returns them."""
+        return list(await observer.fetch(END_STALLED_WRITERS, waiting_pid, writer_application_name(self.group)))
 
     async def lock(self, conn: asyncpg.Connection, claims: Iterable[Claim]) -> dict[TopicPartition, int]:
         """Lock the rows of partitions still ours; returns their stored next offsets (others are lost)."""
