@@ -257,7 +257,10 @@ class WriterMetrics:
                 by_outcome[outcome].add_metric([ledger, reason] if outcome == "dead" else [ledger], n)
         families += by_outcome.values()
         counter("selene_writer_batch_retries", "Failed attempts at a batch (each retried)", s.retries)
-        counter("selene_writer_batch_isolations", "Batches written event by event after the retry limit", s.isolations)
+        counter("selene_writer_batch_isolations", "Batches isolated (halved) after the retry limit", s.isolations)
+        counter("selene_writer_stalled_writers_ended",
+                "Sessions of stalled writers of the group ended because they kept a claim waiting",
+                s.stalled_writers_ended)  # fmt: skip
         counter("selene_writer_partitions_claimed", "Partitions claimed (each with a new fencing epoch)",
                 s.claimed_partitions)  # fmt: skip
         counter("selene_writer_partitions_fenced", "Partitions found owned by another writer at a batch",

@@ -48,12 +48,27 @@ SELECT selene_ops.writer_end_batch($1, $2::text[], $3::int[], $4::bigint[], $5::
   $8::bigint[], $9::timestamptz[], $10::bytea[], $11::bytea[], $12::text[], $13::text[], $14::text[], $15::text[],
   $16::uuid[], $17::text[], $18::text[], $19::bool[], $20::text[], $21::bytea[])
 """
+# The backends that keep a claim waiting and are writers of the same group (by ``application_name``): stalled
+# writers whose partitions Kafka has given to the claimant. Any other holder (a shadow run pausing the writers,
+# an operator) is waited for, never ended.
+END_STALLED_WRITERS = """
+SELECT a.pid, pg_terminate_backend(a.pid) AS ended, a.state, a.wait_event_type, a.wait_event,
+       now() - a.xact_start AS in_transaction
+FROM pg_stat_activity a
+WHERE a.pid = ANY (pg_blocking_pids($1)) AND a.application_name = $2 AND a.usename = current_user
+"""
 SELECT_GROUP = """
 SELECT topic, partition, next_offset, fence_epoch, owner_id, updated_at
 FROM selene_ops.consumer_offsets WHERE consumer_group = $1 ORDER BY topic, partition
 """
 
 TopicPartition = tuple[str, int]
+
+
+def writer_application_name(group: str) -> str:
+    """The ``application_name`` of every writer connection of ``group`` (PostgreSQL keeps 63 bytes of it):
+    how a claimant tells a stalled writer of its group from any other session holding the offset rows."""
+    return f"selene-writer {group}".encode()[:63].decode(errors="ignore")
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,10 @@ class OffsetStore:
             (r["topic"], r["partition"]): Claim(r["topic"], r["partition"], r["next_offset"], r["fence_epoch"])
             for r in rows
         }
+
+    async def end_stalled_writers(self, observer: asyncpg.Connection, waiting_pid: int) -> list[asyncpg.Record]:
+        """End the sessions of this group's writers that block backend ``waiting_pid`` (a claim); returns them."""
+        return list(await observer.fetch(END_STALLED_WRITERS, waiting_pid, writer_application_name(self.group)))
 
     async def lock(self, conn: asyncpg.Connection, claims: Iterable[Claim]) -> dict[TopicPartition, int]:
         """Lock the rows of partitions still ours; returns their stored next offsets (others are lost)."""

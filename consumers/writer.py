@@ -34,7 +34,7 @@ from aiokafka.errors import KafkaError
 
 from consumers.db import create_pool, is_retriable
 from consumers.kafka import await_topics, locate_unreadable
-from consumers.offsets import Claim, OffsetStore, stored_offsets
+from consumers.offsets import Claim, OffsetStore, stored_offsets, writer_application_name
 from consumers.pipeline import BatchResult, Item, Pipeline, Record, _is_data_error, retry_signature
 from consumers.status import record_retries, retry_reason
 from contracts.kafka_clients import reader_options, writer_fetch_options
@@ -72,10 +72,12 @@ class WriterStats:
 
     result: BatchResult = field(default_factory=BatchResult)
     batches: int = 0
-    #: failed attempts at a batch (each retried); batches written event by event after the retry limit
+    #: failed attempts at a batch (each retried); batches isolated (halved) after the retry limit
     retries: int = 0
     isolations: int = 0
     fenced_partitions: int = 0
+    #: sessions of stalled writers of this group ended because they kept a claim waiting (``claim``)
+    stalled_writers_ended: int = 0
     #: partitions claimed (each assignment of a partition to this writer, with a new fencing epoch)
     claimed_partitions: int = 0
     #: records per (ledger, outcome, reason): outcome appended | duplicate | dead; reason only for dead
@@ -223,7 +225,7 @@ class LedgerWriter:
         while True:
             try:
                 async with self._pool.acquire() as proxy, proxy.transaction():
-                    claims = await self.offsets.claim(_conn(proxy), parts)
+                    claims = await self._claim_past_stalled_writers(_conn(proxy), parts)
                 break
             except Exception as exc:
                 if not is_retriable(exc):
@@ -248,6 +250,47 @@ class LedgerWriter:
             self.generation[(tp.topic, tp.partition)] = self.generation.get((tp.topic, tp.partition), 0) + 1
             self._consumer.seek(tp, c.next_offset)
 
+    async def _claim_past_stalled_writers(
+        self, conn: asyncpg.Connection, parts: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], Claim]:
+        """``OffsetStore.claim``, ending the sessions of this group's writers that keep it waiting.
+
+        Why: a writer stopped in the middle of sending a statement (SIGSTOP, a frozen VM, a pause while its
+        socket buffer was full) leaves its backend *active*, reading the rest of the message, inside the batch
+        transaction that holds these offset rows. No PostgreSQL timeout ends that session
+        (``idle_in_transaction_session_timeout`` counts only between statements, ``statement_timeout`` is not
+        acted on while reading from the client), so the claim, and with it the partitions, would wait for ever
+        (the zombie fault drill saw it: tests/faults/test_faults.py). Kafka has given these partitions to this
+        writer, so a writer of the group holding their rows is stalled or a zombie: after the idle timeout its
+        session is ended (its transaction rolls back, nothing of it lands). Sessions of other programs (a
+        shadow run pausing the writers, an operator) are waited for as before."""
+        assert self._pool is not None
+        claiming = asyncio.ensure_future(self.offsets.claim(conn, parts))
+        patience = (self.settings.writer_idle_in_transaction_timeout_ms or 30000) / 1000
+        try:
+            while True:
+                done, _ = await asyncio.wait({claiming}, timeout=patience)
+                if done:
+                    return claiming.result()
+                async with self._pool.acquire() as observer:
+                    ended = await self.offsets.end_stalled_writers(_conn(observer), conn.get_server_pid())
+                for r in ended:
+                    self.stats.stalled_writers_ended += 1
+                    lifecycle(
+                        "stalled_writer_ended",
+                        "ended the session of a stalled writer of this group that kept the claim waiting",
+                        level=logging.WARNING,
+                        pid=r["pid"],
+                        state=r["state"],
+                        waiting_on=f"{r['wait_event_type']}:{r['wait_event']}",
+                        in_transaction_s=r["in_transaction"].total_seconds() if r["in_transaction"] else None,
+                    )
+        finally:
+            if not claiming.done():
+                claiming.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await claiming
+
     async def run(
         self,
         *,
@@ -267,6 +310,8 @@ class LedgerWriter:
             reset_session=False,
             server_settings={
                 "idle_in_transaction_session_timeout": str(self.settings.writer_idle_in_transaction_timeout_ms),
+                # How a claimant tells this group's stalled writers from other sessions (``claim``).
+                "application_name": writer_application_name(self.settings.consumer_group),
                 # The batch statements take arrays whose contents decide the plan (a handful of keys: index
                 # probes); a cached generic plan guesses and scans whole ledgers. Measured: drain 5.5 x.
                 "plan_cache_mode": "force_custom_plan",

@@ -110,7 +110,7 @@ class Settings:
     # ever: PostgreSQL ends its session after this long idle in a transaction, and the new owner proceeds.
     writer_idle_in_transaction_timeout_ms: int = 30000
     # A batch that fails this many times in a row with the same failure its data may cause (not an outage:
-    # those are retried without limit) is written event by event, so the event behind it becomes a dead letter
+    # those are retried without limit) is isolated (halved down to single events), so the event behind it becomes a dead letter
     # and the rest land (``LedgerWriter._process``). Enough attempts for a race with another writer to be over.
     writer_max_batch_retries: int = 5
     # Processes that decode for replay (validation, canonical payload, content hash: replay's bottleneck);
