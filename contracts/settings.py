@@ -110,8 +110,9 @@ class Settings:
     # ever: PostgreSQL ends its session after this long idle in a transaction, and the new owner proceeds.
     writer_idle_in_transaction_timeout_ms: int = 30000
     # A batch that fails this many times in a row with the same failure its data may cause (not an outage:
-    # those are retried without limit) is isolated (halved down to single events), so the event behind it becomes a dead letter
-    # and the rest land (``LedgerWriter._process``). Enough attempts for a race with another writer to be over.
+    # those are retried without limit) is isolated (halved down to single events), so the event behind it
+    # becomes a dead letter and the rest land (``LedgerWriter._process``). Enough attempts for a race with
+    # another writer to be over.
     writer_max_batch_retries: int = 5
     # Processes that decode for replay (validation, canonical payload, content hash: replay's bottleneck);
     # 0 decodes in the replaying process, None (env ``auto``) one per core, at most 4 (none on one core).
