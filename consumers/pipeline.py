@@ -236,6 +236,20 @@ def _undecided(item: Item) -> None:
     vars(item).update(vars(Item(item.record, item.event, item.row)))
 
 
+def _aggregate(item: Item) -> tuple[str, str]:
+    """What Kafka orders and a dead letter blocks: (source topic, aggregate key)."""
+    return (item.record.topic, item.aggregate_key or "")
+
+
+def _blocks(item: Item) -> bool:
+    """Whether ``item``, decided, holds the later events of its aggregate (an open or held dead letter)."""
+    return item.outcome == "dead" and item.status in ("OPEN", "HELD") and bool(item.aggregate_key)
+
+
+def _hold(item: Item) -> None:
+    item.dead(ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter", "HELD")
+
+
 def _db_reason(exc: BaseException) -> ReasonCode:
     state = getattr(exc, "sqlstate", "") or ""
     if state == "42501":  # insufficient_privilege: a row-level security policy refused the row
@@ -394,15 +408,13 @@ class Pipeline:
         to_insert: dict[str, list[LedgerRow]] = {}
         unchecked: list[LedgerRow] = []
         for item in items:
-            agg = (item.record.topic, item.aggregate_key or "")
+            agg = _aggregate(item)
             if item.outcome == "dead":
                 if item.status == "OPEN" and item.aggregate_key:
                     blocked.add(agg)
                 continue
             if agg in blocked:
-                item.dead(
-                    ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter", "HELD"
-                )
+                _hold(item)
                 continue
             assert item.event is not None and item.row is not None
             if self._is_duplicate(item, existing, seen):
@@ -451,16 +463,25 @@ class Pipeline:
         offending events are found by halving (``_bisect``), each dead-lettered with its reason, and the
         others are written, in Kafka order, as if event by event."""
         blocked: set[tuple[str, str]] = set()
-        await self._bisect(conn, list(items), blocked, check_blocked=check_blocked)
+        # Every caller comes here after the whole batch failed (the writer, the re-drive): it is not tried
+        # again whole; its halves are.
+        await self._bisect(conn, list(items), blocked, check_blocked=check_blocked, refused=True)
         result = self._result(items)
         result.isolated = True
         return result
 
     async def _bisect(
-        self, conn: asyncpg.Connection, chunk: list[Item], blocked: set[tuple[str, str]], *, check_blocked: bool
+        self,
+        conn: asyncpg.Connection,
+        chunk: list[Item],
+        blocked: set[tuple[str, str]],
+        *,
+        check_blocked: bool,
+        refused: bool = False,
     ) -> None:
         """``chunk`` under one savepoint; if the database refuses it (or it fails the same data-caused
-        retriable way), each half again, down to single events (``_apply_alone``).
+        retriable way), each half again, down to single events (``_apply_alone``). ``refused``: the chunk is
+        known to fail already, so only its halves are tried.
 
         Why halves: a refused batch of n events with k bad ones costs about 2k log2(n) savepoints instead of
         n (measured in the bench's drain: batches of 400 with one unknown reference each were redone event
@@ -469,34 +490,32 @@ class Pipeline:
         before its half is tried, and a half that lands holds no event the database refused."""
         passed = set(blocked)  # the aggregates blocked by the time each event of the chunk comes, in order
         for item in chunk:
-            agg = (item.record.topic, item.aggregate_key or "")
-            if item.outcome == "pending" and agg in passed:
-                item.dead(
-                    ReasonCode.HELD_BEHIND_DEAD_LETTER, "an earlier event of this aggregate is a dead letter", "HELD"
-                )
-            if item.outcome == "dead" and item.status in ("OPEN", "HELD") and item.aggregate_key:
-                passed.add(agg)
+            if item.outcome == "pending" and _aggregate(item) in passed:
+                _hold(item)
+            if _blocks(item):
+                passed.add(_aggregate(item))
         pending = [i for i in chunk if i.outcome == "pending"]
         if len(pending) == 1:
             await self._apply_alone(conn, pending[0], check_blocked=check_blocked)
         elif pending:
-            try:
-                async with conn.transaction():
-                    await self.apply(conn, chunk, check_blocked=check_blocked)
-            except (asyncpg.PostgresError, RetriableError) as exc:
-                if isinstance(exc, asyncpg.PostgresError) and not _is_data_error(exc):
-                    raise
-                if isinstance(exc, RetriableError) and exc.reason_code not in DATA_RETRIABLE:
-                    raise
-                for item in pending:
-                    _undecided(item)
+            if not refused:
+                try:
+                    async with conn.transaction():
+                        await self.apply(conn, chunk, check_blocked=check_blocked)
+                except (asyncpg.PostgresError, RetriableError) as exc:
+                    if isinstance(exc, asyncpg.PostgresError) and not _is_data_error(exc):
+                        raise
+                    if isinstance(exc, RetriableError) and exc.reason_code not in DATA_RETRIABLE:
+                        raise
+                    for item in pending:
+                        _undecided(item)
+                    refused = True
+            if refused:
                 mid = len(chunk) // 2
                 await self._bisect(conn, chunk[:mid], blocked, check_blocked=check_blocked)
                 await self._bisect(conn, chunk[mid:], blocked, check_blocked=check_blocked)
                 return
-        for item in chunk:
-            if item.outcome == "dead" and item.status in ("OPEN", "HELD") and item.aggregate_key:
-                blocked.add((item.record.topic, item.aggregate_key))
+        blocked.update(_aggregate(i) for i in chunk if _blocks(i))
 
     async def _apply_alone(self, conn: asyncpg.Connection, item: Item, *, check_blocked: bool) -> None:
         """``item`` on its own under a savepoint. What the database refuses becomes its dead letter, and so

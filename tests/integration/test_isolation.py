@@ -83,3 +83,4 @@ async def test_refused_batch_is_halved_not_redone_event_by_event(pair: Pair, set
     isolated_calls = sizes[1:]
     assert len(isolated_calls) <= 1 + 2 * 2 * 9, sizes
     assert 1 in isolated_calls  # the refused events were pinned one by one
+    assert max(isolated_calls) < len(recs), sizes  # the batch that failed whole is not tried whole again
