@@ -60,12 +60,6 @@ def renumber(sql: str, first: int) -> str:
     return re.sub(r"\$(\d+)", lambda m: f"${first + int(m.group(1)) - 1}", sql.strip())
 
 
-def advance_cte(first: int) -> str:
-    """``ADVANCE_CHAINS`` with its parameters numbered from ``first``, to run inside the statement that
-    inserts the rows (one round trip instead of two per ledger and batch)."""
-    return renumber(ADVANCE_CHAINS, first)
-
-
 @dataclass(frozen=True)
 class Advance:
     """New chain heads to store with the rows that reach them: ``ADVANCE_CHAINS``'s parameters 2-5."""

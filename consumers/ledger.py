@@ -18,8 +18,6 @@ import asyncpg
 
 from consumers.chain import (
     ADVANCE_ALL_CHAINS,
-    Advance,
-    advance_cte,
     chained_pairs,
     link_tables,
     renumber,
@@ -110,14 +108,7 @@ class LedgerTable:
             raise ValueError(f"{self.spec.name}: duplicate columns in {names}")
         args = ", ".join(f"${i}::{'text' if t == 'jsonb' else t}[]" for i, (_, t) in enumerate(cols, start=1))
         select = ", ".join(f"u.{c}::jsonb" if t == "jsonb" else f"u.{c}" for c, t in cols)
-        # The chain heads advance in the same statement (a data-modifying CTE runs exactly once).
-        self.queries["insert"] = (
-            f"WITH chain_heads AS ({advance_cte(len(cols) + 1)}) "
-            f"INSERT INTO {self.spec.table} ({', '.join(names)}) "
-            f"SELECT {select} FROM unnest({args}) AS u({', '.join(names)}) "
-            f"ON CONFLICT DO NOTHING RETURNING event_uuid, {self.spec.id_column}"
-        )
-        # The same insert without the chain, as one part of ``insert_ledgers``' statement.
+        # One ledger's part of ``insert_ledgers``' statement (which also advances the chain heads).
         self.queries["append"] = (
             f"INSERT INTO {self.spec.table} ({', '.join(names)}) "
             f"SELECT {select} FROM unnest({args}) AS u({', '.join(names)}) "
@@ -275,17 +266,6 @@ class LedgerTable:
         """Rows already appended that share an event id or a dedupe key with ``rows``."""
         records = await conn.fetch(self.queries["existing"], *self.existing_params(rows))
         return [self.existing_row(d, d) for d in map(dict, records)]
-
-    async def insert(
-        self, conn: asyncpg.Connection, rows: Sequence[LedgerRow], advance: Advance
-    ) -> dict[uuid.UUID, int]:
-        """Append ``rows``, already linked into their chains under locked heads (``insert_ledgers``), with the
-        chain heads advancing in the same statement; returns event uuid -> ledger id for the rows inserted."""
-        if not rows:
-            return {}
-        arrays = [[r.values[c] for r in rows] for c, _ in self.columns]
-        records = await conn.fetch(self.queries["insert"], *arrays, self.spec.table, *advance.params())
-        return {rec["event_uuid"]: rec[self.spec.id_column] for rec in records}
 
 
 async def insert_ledgers(
