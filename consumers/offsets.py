@@ -71,6 +71,13 @@ def writer_application_name(group: str) -> str:
     return f"selene-writer {group}".encode()[:63].decode(errors="ignore")
 
 
+def _fenced(claims: Iterable[Claim]) -> tuple[list[str], list[int], list[int]]:
+    """Topics, partitions and fence epochs of ``claims`` in one order (topic, partition), so that two
+    transactions locking offset rows lock them in the same order and queue instead of deadlocking."""
+    cl = sorted(claims, key=lambda c: (c.topic, c.partition))
+    return [c.topic for c in cl], [c.partition for c in cl], [c.fence_epoch for c in cl]
+
+
 @dataclass(frozen=True)
 class Claim:
     """A partition this consumer owns, with the epoch that proves it and where to resume."""
@@ -106,14 +113,7 @@ class OffsetStore:
 
     async def lock(self, conn: asyncpg.Connection, claims: Iterable[Claim]) -> dict[TopicPartition, int]:
         """Lock the rows of partitions still ours; returns their stored next offsets (others are lost)."""
-        cl = sorted(claims, key=lambda c: (c.topic, c.partition))
-        rows = await conn.fetch(
-            LOCK_FENCED,
-            self.group,
-            [c.topic for c in cl],
-            [c.partition for c in cl],
-            [c.fence_epoch for c in cl],
-        )
+        rows = await conn.fetch(LOCK_FENCED, self.group, *_fenced(claims))
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
     async def begin(
@@ -126,16 +126,8 @@ class OffsetStore:
         """``lock``, the transaction scoped to the tenants in ``scope`` (``sql.tenant_scope.scope_text``) and
         which of ``keyed`` (source topic, aggregate key) are blocked by an open or held dead letter, in that
         order and in one round trip: the stored next offsets of the partitions still ours, and the blocked."""
-        cl = sorted(claims, key=lambda c: (c.topic, c.partition))
         rows = await conn.fetch(
-            BEGIN_BATCH,
-            self.group,
-            [c.topic for c in cl],
-            [c.partition for c in cl],
-            [c.fence_epoch for c in cl],
-            scope,
-            [t for t, _ in keyed],
-            [k for _, k in keyed],
+            BEGIN_BATCH, self.group, *_fenced(claims), scope, [t for t, _ in keyed], [k for _, k in keyed]
         )
         stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows if r["partition"] is not None}
         blocked = {(r["topic"], r["aggregate_key"]) for r in rows if r["partition"] is None}

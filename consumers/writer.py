@@ -477,7 +477,7 @@ class LedgerWriter:
 
         An outage (database or broker down) is retried without limit. A failure the batch's data may cause
         (``retry_signature``: e.g. CONCURRENT_APPEND) may never go away, so when the same one has come back
-        ``writer_max_batch_retries`` times in a row the batch is written event by event
+        ``writer_max_batch_retries`` times in a row the batch is isolated (halved down to single events)
         (``Pipeline.apply_isolated``): the event behind it becomes a dead letter with its reason, the others
         land. "The same" is the same reason code: the detail (row counts) may vary between attempts; a
         different data failure starts a new count, and outages in between neither count nor start one, since
