@@ -12,6 +12,7 @@ reordered row breaks the chain where it happened.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -135,16 +136,23 @@ def _other_json(value: Any) -> str:
     return _ENCODER.encode(_norm(value))
 
 
+@functools.lru_cache(maxsize=256)
+def _pair_heads(columns: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Each chained column with the constant start of its pair (``[<column as JSON>,``), once per table."""
+    return tuple((c, f"[{_ENCODE_STR(c)},") for c in columns if c not in UNCHAINED)
+
+
 def chained_pairs(values: Mapping[str, Any], columns: Iterable[str]) -> str:
     """The part of ``row_digest`` that does not depend on the chain position: ``[[column, value], ...]`` as
     compact JSON over every stored column but ``UNCHAINED``. Computed before the rows' positions are known
     (when the record is decoded), so that the transaction only joins it with the position and hashes.
 
     Written out value by value rather than by one ``json`` encoding of a list of lists (``_reference_pairs``):
-    the same text, at about half the cost, for every record the writer decodes."""
+    the same text, at about half the cost, for every record the writer decodes; the columns' part of each
+    pair is built once per table (``_pair_heads``)."""
     to_json = _JSON_BY_TYPE.get
-    enc = _ENCODE_STR
-    parts = [f"[{enc(c)},{to_json(type(v := values[c]), _other_json)(v)}]" for c in columns if c not in UNCHAINED]
+    heads = _pair_heads(columns if isinstance(columns, tuple) else tuple(columns))
+    parts = [f"{head}{to_json(type(v := values[c]), _other_json)(v)}]" for c, head in heads]
     return f"[{','.join(parts)}]"
 
 

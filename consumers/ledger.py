@@ -60,6 +60,12 @@ class LedgerRow:
     provenance: Provenance
     #: ``consumers.chain.chained_pairs`` of ``values``, computed while decoding (ahead of the transaction)
     chained: str | None = field(default=None, compare=False, repr=False)
+    #: ``LedgerTable.keys`` of ``values``, computed once while decoding: the batch asks for them several times
+    #: (the look-up, the duplicate check, remembering the row) and they cannot change (``values`` is final).
+    keys: tuple[tuple[Any, ...], ...] = field(default=(), compare=False, repr=False)
+    #: what makes this row a duplicate of another in ``Pipeline``'s maps: (ledger, "uuid", event id), then
+    #: (ledger, "scope", key) for each of ``keys``.
+    match_keys: tuple[tuple[str, str, Any], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def content_sha256(self) -> bytes:
@@ -176,7 +182,7 @@ class LedgerTable:
         """The look-up's arrays for ``rows``: tenants, event uuids, then each key kind's columns."""
         by_kind: dict[str, list[tuple[Any, ...]]] = {tag: [] for tag, _, _ in self.key_kinds}
         for r in rows:
-            for key in self.keys(r.values):
+            for key in r.keys:
                 by_kind[key[0]].append(key[1:])
         arrays: list[list[Any]] = [[r.values["tenant_id"] for r in rows], [r.values["event_uuid"] for r in rows]]
         for tag, on, _ in self.key_kinds:
@@ -228,7 +234,12 @@ class LedgerTable:
         # The chain digest's position-free part, now (while decoding, ahead of the transaction), not under
         # the locked chain heads: the transaction only adds the position and hashes (``link_tables``).
         chained = chained_pairs(values, self.column_names)
-        return LedgerRow(event=event, values=values, provenance=provenance, chained=chained)
+        keys = tuple(self.keys(values))
+        ledger = event.ledger
+        match = ((ledger, "uuid", event.event_id), *((ledger, "scope", k) for k in keys))
+        return LedgerRow(
+            event=event, values=values, provenance=provenance, chained=chained, keys=keys, match_keys=match
+        )
 
     @property
     def key_kinds(self) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
@@ -259,7 +270,7 @@ class LedgerTable:
 
     def scope(self, row: LedgerRow) -> tuple[Any, ...] | None:
         """The scoped idempotency key's values, or None when the event has no idempotency key."""
-        scoped = [k for k in self.keys(row.values) if k[0] in ("scope", "preferred")]
+        scoped = [k for k in row.keys if k[0] in ("scope", "preferred")]
         return scoped[0][1:] if scoped else None
 
     async def existing(self, conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> list[ExistingRow]:

@@ -605,12 +605,11 @@ class Pipeline:
                     found[(ledger, "scope", key)] = ex.content_sha256
         return found, looked_up
 
-    def _keys(self, row: LedgerRow) -> list[tuple[str, str, Any]]:
-        """What makes a row a duplicate of another: its event id and its dedupe keys (``LedgerTable.keys``)."""
-        ledger = row.event.ledger
-        keys: list[tuple[str, str, Any]] = [(ledger, "uuid", row.event.event_id)]
-        keys += [(ledger, "scope", key) for key in self.ledger_tables[ledger].keys(row.values)]
-        return keys
+    @staticmethod
+    def _keys(row: LedgerRow) -> Sequence[tuple[str, str, Any]]:
+        """What makes a row a duplicate of another: its event id and its dedupe keys (``LedgerTable.keys``),
+        computed once when the row was built (``LedgerRow.match_keys``)."""
+        return row.match_keys
 
     def _match(self, row: LedgerRow, existing: dict[Any, bytes], seen: dict[Any, bytes]) -> tuple[bool, str] | None:
         """None if no row holds ``row``'s keys (in the ledgers or earlier in the batch); else, for the first

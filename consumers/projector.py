@@ -71,6 +71,16 @@ class Projector:
     def handles(self, event: LedgerEvent) -> bool:
         return any(p.handles(event) for p in self.projections)
 
+    def handlers(self, view: RowView, event: LedgerEvent) -> tuple[Projection, ...]:
+        """The projections that handle ``event``, in order; asked of each projection once per event and batch
+        (``RowView.handlers``): ``handles`` is a pure function of the (frozen) event."""
+        known = view.handlers.get(id(event))
+        if known is not None and known[0] is event:
+            return known[1]
+        found = tuple(p for p in self.projections if p.handles(event))
+        view.handlers[id(event)] = (event, found)
+        return found
+
     async def load(self, conn: asyncpg.Connection, events: Iterable[LedgerEvent], *, shadow: bool = False) -> RowView:
         """A view of the rows ``events`` read, in the caller's transaction; live rows locked until it ends
         (see the module docstring).
@@ -80,19 +90,19 @@ class Projector:
         Rows named by ``Projection.reads_after`` are loaded in a second step, on what the first one found."""
         events = list(events)
         wanted: dict[TableSpec, set[tuple[Any, ...]]] = {}
+        scratch = RowView({})  # holds the handlers until the loaded view exists
         for event in events:
-            for projection in self.projections:
-                if projection.handles(event):
-                    for table, key in projection.reads(event):
-                        wanted.setdefault(table, set()).add(key)
+            for projection in self.handlers(scratch, event):
+                for table, key in projection.reads(event):
+                    wanted.setdefault(table, set()).add(key)
         view = RowView(await self._load(conn, wanted, shadow))
+        view.handlers = scratch.handlers
         more: dict[TableSpec, set[tuple[Any, ...]]] = {}
         for event in events:
-            for projection in self.projections:
-                if projection.handles(event):
-                    for table, key in projection.reads_after(view, event):
-                        if key not in wanted.get(table, ()):
-                            more.setdefault(table, set()).add(key)
+            for projection in self.handlers(view, event):
+                for table, key in projection.reads_after(view, event):
+                    if key not in wanted.get(table, ()):
+                        more.setdefault(table, set()).add(key)
         for table, rows in (await self._load(conn, more, shadow)).items():
             view.add_loaded(table, rows)
         return view
@@ -111,9 +121,8 @@ class Projector:
         """Stage ``event``'s changes in ``view`` (every projection that handles it, in order); the caller
         commits them (``RowView.commit_event``) or discards them. A ``Rejection`` leaves nothing staged."""
         try:
-            for projection in self.projections:
-                if projection.handles(event):
-                    projection.apply(view, event)
+            for projection in self.handlers(view, event):
+                projection.apply(view, event)
         except Rejection:
             view.discard_event()
             raise

@@ -57,6 +57,10 @@ class RowView:
         self._staged: dict[TableSpec, dict[tuple[Any, ...], Row | None]] = {}
         self._emitted: list[LedgerEvent] = []
         self._staged_emitted: list[LedgerEvent] = []
+        #: the projections that handle each event of the batch, by ``id`` (the event kept beside them, so an
+        #: id reused by another object is never taken for it): ``Projector`` asks once per event, not once per
+        #: load step and apply, and ``handles`` runs for every projection on every event.
+        self.handlers: dict[int, tuple[LedgerEvent, tuple[Projection, ...]]] = {}
 
     def get(self, table: TableSpec, key: tuple[Any, ...]) -> Row | None:
         staged = self._staged.get(table, {})

@@ -84,3 +84,46 @@ async def test_a_projection_may_read_only_tables_its_projector_writes() -> None:
     with_writer = Projector([FoundationProjection(), ReadsIdentities()])
     with pytest.raises(AttributeError):  # passes the check, then reaches for the (missing) connection
         await with_writer.load(no_connection, [event])
+
+
+class CountsHandles(Projection):
+    """Handles every audit event, reads nothing, and counts how often it is asked (``handles``)."""
+
+    name = "counts_handles"
+    ledgers = frozenset({"audit_events"})
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def handles(self, event: LedgerEvent) -> bool:
+        self.asked += 1
+        return super().handles(event)
+
+    def reads(self, event: LedgerEvent) -> Iterable[RowRef]:
+        return ()
+
+    def apply(self, view: RowView, event: LedgerEvent) -> None:
+        return None
+
+
+async def test_each_projection_is_asked_once_per_event_of_a_batch() -> None:
+    """``handles`` runs for every projection on every event: the projector asks it once per event and batch
+    (load's two steps and apply share the answer), not three times; an event it was not loaded with is asked."""
+
+    def identity(i: int) -> LedgerEvent:
+        return new_event(
+            IdentityUpsertedEvent, tenant_id="t", engine_id="PH1.F", correlation_id=f"c{i}",
+            occurred_at=datetime.now(UTC), payload={"reason_code": "IDENTITY_CREATED", "user_id": f"u-{i}"},
+        )  # fmt: skip
+
+    events = [identity(i) for i in range(3)]
+    counting = CountsHandles()
+    projector = Projector([counting])
+    no_connection = cast(asyncpg.Connection, None)  # nothing is read: no query is sent
+    view = await projector.load(no_connection, events)
+    for event in events:
+        projector.apply(view, event)
+    assert counting.asked == len(events)
+    stranger = events[0].model_copy()  # another object: its own answer, never the loaded event's
+    projector.apply(view, stranger)
+    assert counting.asked == len(events) + 1
