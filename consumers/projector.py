@@ -47,6 +47,12 @@ class Projector:
         self._readable = frozenset(self.tables) | self.index_tables
         #: ledgers whose events these projections consume, sorted
         self.ledgers: tuple[str, ...] = tuple(sorted({n for p in self.projections for n in p.ledgers}))
+        #: the projections that may handle an event of each ledger, in order: a projection consumes only events
+        #: of its ``ledgers`` (what rebuild reads for it; ``tests/unit/test_projector.py`` holds every
+        #: projection to it over the workload), so the others are not asked.
+        self._by_ledger: dict[str, tuple[Projection, ...]] = {
+            name: tuple(p for p in self.projections if name in p.ledgers) for name in self.ledgers
+        }
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -69,7 +75,7 @@ class Projector:
         return Projector([p for p in shadowed if p.name in wanted])
 
     def handles(self, event: LedgerEvent) -> bool:
-        return any(p.handles(event) for p in self.projections)
+        return any(p.handles(event) for p in self._by_ledger.get(event.ledger, ()))
 
     def handlers(self, view: RowView, event: LedgerEvent) -> tuple[Projection, ...]:
         """The projections that handle ``event``, in order; asked of each projection once per event and batch
@@ -77,7 +83,7 @@ class Projector:
         known = view.handlers.get(id(event))
         if known is not None and known[0] is event:
             return known[1]
-        found = tuple(p for p in self.projections if p.handles(event))
+        found = tuple(p for p in self._by_ledger.get(event.ledger, ()) if p.handles(event))
         view.handlers[id(event)] = (event, found)
         return found
 

@@ -10,6 +10,7 @@ from typing import cast
 import asyncpg
 import pytest
 
+from cli.workload import build
 from consumers.pipeline import Pipeline
 from consumers.projections import PROJECTIONS
 from consumers.projections.base import Projection, RowRef, RowView
@@ -127,3 +128,26 @@ async def test_each_projection_is_asked_once_per_event_of_a_batch() -> None:
     stranger = events[0].model_copy()  # another object: its own answer, never the loaded event's
     projector.apply(view, stranger)
     assert counting.asked == len(events) + 1
+
+
+def test_a_projection_handles_only_events_of_its_ledgers() -> None:
+    """What the projector's by-ledger dispatch rests on (and rebuild, which reads a projection's ``ledgers``
+    only): no projection handles an event of another ledger. Over the workload with every slice's examples,
+    foundation rows and work orders; the projector answers as asking every projection would."""
+    workload = build(tenants=2, users_per_tenant=2, events=300, bad=False, work_orders=2, slice_examples=1)
+    events = [*workload.foundation, *workload.events]
+    # The examples' learning artifacts are tenant-scoped; a user-scoped one is what learn_user_scope handles.
+    events += [
+        e.model_copy(update={"payload": e.payload.model_copy(update={"scope_type": "USER", "scope_id": "u-1"})})
+        for e in events
+        if e.event_type == "LEARN_ARTIFACT_COMMIT"
+    ][:1]
+    assert {e.ledger for e in events} >= {n for p in PROJECTIONS for n in p.ledgers}
+    assert [p.name for p in PROJECTIONS if not any(p.handles(e) for e in events)] == []
+    projector = Projector(PROJECTIONS)
+    view = RowView({})
+    for event in events:
+        every = tuple(p for p in PROJECTIONS if p.handles(event))
+        assert all(event.ledger in p.ledgers for p in every), (event.event_type, [p.name for p in every])
+        assert projector.handlers(view, event) == every
+        assert projector.handles(event) == bool(every)
