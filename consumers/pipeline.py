@@ -114,12 +114,21 @@ class Item:
     status: str | None = None  # dead-letter status when outcome == "dead"
     emitted: int = 0  # derived events appended with it (e.g. its PH1.J audit row)
     emitted_duplicates: int = 0  # derived events identical to rows already there (not appended again)
+    #: ``aggregate_key`` and what it was computed from (the event, or the record without one): a batch asks
+    #: for it several times per item (the blocked look-up, each decision, the dead letters)
+    _aggregate_memo: tuple[object, str | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def aggregate_key(self) -> str | None:
         """The key naming this record's aggregate in the dead letters: escaped (``contracts.codec.key_text``),
         so a key holding U+0000 is stored and blocks its own kind, and a normal key reads as it is."""
-        return key_text(self.event.kafka_key if self.event is not None else self.record.key)
+        source: object = self.event if self.event is not None else self.record
+        memo = self._aggregate_memo
+        if memo is not None and memo[0] is source:
+            return memo[1]
+        key = key_text(self.event.kafka_key if self.event is not None else self.record.key)
+        self._aggregate_memo = (source, key)
+        return key
 
     def dead(self, reason: ReasonCode, detail: str, status: str | None = None) -> None:
         self.outcome = "dead"
